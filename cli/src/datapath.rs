@@ -1,0 +1,172 @@
+//! What `gen` and `sink` share: interface and queue checks, XDP attach, socket set-up,
+//! poller threads pinned to CPUs, the once-a-second progress line.
+
+use std::{
+    path::PathBuf,
+    sync::{atomic::AtomicBool, Arc},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use skiff_engine::{
+    netdev,
+    xdp::{self, ModeChoice, XdpAttachment},
+    xsk::{XskConfig, XskQueue},
+};
+
+use crate::common::{check_cpus, parse_list};
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum XdpModeArg {
+    /// Driver (native) mode, SKB mode if the driver has no XDP (reported).
+    Auto,
+    /// Driver mode or fail.
+    Driver,
+    /// SKB (generic) mode.
+    Skb,
+}
+
+impl From<XdpModeArg> for ModeChoice {
+    fn from(m: XdpModeArg) -> Self {
+        match m {
+            XdpModeArg::Auto => ModeChoice::Auto,
+            XdpModeArg::Driver => ModeChoice::Driver,
+            XdpModeArg::Skb => ModeChoice::Skb,
+        }
+    }
+}
+
+/// Options common to the data-path subcommands.
+#[derive(Debug, Args, Clone)]
+pub struct DataPathArgs {
+    /// Network interface (in this namespace).
+    #[arg(long)]
+    pub iface: String,
+    /// Queues to use, e.g. `0`, `0-3`, `0,2`.
+    #[arg(long)]
+    pub queues: Option<String>,
+    /// CPUs to pin the queue pollers to, in queue order (wraps around), e.g. `1` or `0-1`.
+    /// Without it, pollers are not pinned.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+    pub xdp_mode: XdpModeArg,
+    /// Replace an XDP program another tool attached through netlink.
+    #[arg(long)]
+    pub force: bool,
+    /// Bind in copy mode without trying zero-copy first.
+    #[arg(long)]
+    pub copy: bool,
+    /// UMEM frame size: 2048 or 4096.
+    #[arg(long, default_value_t = 2048)]
+    pub frame_size: u32,
+    /// Print one JSON object at the end instead of text (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Create this file once the data path is ready (for scripts and `skiff demo`).
+    #[arg(long, hide = true)]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// Interface, queues and CPUs, checked.
+pub struct Plan {
+    pub ifname: String,
+    pub queues: Vec<u32>,
+    pub cpus: Vec<Option<usize>>,
+    pub xsk: XskConfig,
+}
+
+impl DataPathArgs {
+    /// Checks the interface, queues and CPUs. `default_all_queues`: without `--queues`, use
+    /// every RX queue (the sink) instead of queue 0 (the generator).
+    pub fn plan(&self, default_all_queues: bool) -> Result<Plan> {
+        if !netdev::exists(&self.iface) {
+            bail!("unknown interface {:?} (not in this network namespace; `ip link` lists them)", self.iface);
+        }
+        let rxq = netdev::rx_queues(&self.iface);
+        let txq = netdev::tx_queues(&self.iface);
+        let count = rxq.max(txq).max(1);
+        let queues = match &self.queues {
+            Some(q) => parse_list(q, "queue")?,
+            None if default_all_queues => (0..rxq.max(1)).collect(),
+            None => vec![0],
+        };
+        if let Some(bad) = queues.iter().find(|q| **q >= count) {
+            bail!(
+                "queue {bad} is beyond {}'s {count} queue(s) (valid: 0..={})",
+                self.iface,
+                count - 1
+            );
+        }
+        if let Some(bad) = queues.iter().find(|q| **q >= skiff_ebpf::MAX_QUEUES) {
+            bail!("queue {bad} is beyond skiff's {} XSKMAP entries", skiff_ebpf::MAX_QUEUES);
+        }
+        let cpus = match &self.cpus {
+            Some(c) => {
+                let list = parse_list(c, "cpu")?;
+                check_cpus(&list)?;
+                (0..queues.len()).map(|i| Some(list[i % list.len()] as usize)).collect()
+            }
+            None => vec![None; queues.len()],
+        };
+        let xsk = XskConfig { frame_size: self.frame_size, try_zero_copy: !self.copy, ..XskConfig::default() };
+        xsk.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Plan { ifname: self.iface.clone(), queues, cpus, xsk })
+    }
+}
+
+/// Attaches skiff's XDP program with `cfg` once sockets are registered; opens a socket per
+/// queue. On any error everything opened so far is dropped (program detached).
+pub fn open(
+    plan: &Plan,
+    args: &DataPathArgs,
+    filter: skiff_ebpf::Config,
+) -> Result<(XdpAttachment, Vec<XskQueue>)> {
+    let mut prog = xdp::attach(&plan.ifname, args.xdp_mode.into(), args.force)?;
+    if let Some(reason) = prog.fallback_reason() {
+        eprintln!("skiff: XDP in SKB (generic) mode on {}: {reason}", plan.ifname);
+    }
+    let mut queues = Vec::with_capacity(plan.queues.len());
+    for &q in &plan.queues {
+        let sock = XskQueue::open(&plan.ifname, q, &plan.xsk)?;
+        prog.register_socket(q, sock.raw_fd())?;
+        queues.push(sock);
+    }
+    prog.set_config(filter)?;
+    Ok((prog, queues))
+}
+
+/// Writes the ready file, if asked.
+pub fn signal_ready(args: &DataPathArgs) -> Result<()> {
+    if let Some(p) = &args.ready_file {
+        std::fs::write(p, b"ready\n").with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs `tick` once a second (and once at the end) until `done()` says so or `stop` is set;
+/// `tick` receives the time since `start`.
+pub fn progress_loop(start: Instant, stop: &AtomicBool, mut done: impl FnMut() -> bool, mut tick: impl FnMut(Duration)) {
+    let mut next = start + Duration::from_secs(1);
+    while !done() {
+        let now = Instant::now();
+        if now >= next {
+            tick(now - start);
+            next += Duration::from_secs(1);
+        }
+        if stop.load(std::sync::atomic::Ordering::Relaxed) && done() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20).min(next.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// Arc'd stop flag of the process.
+pub fn stop() -> Arc<AtomicBool> {
+    crate::common::stop_flag()
+}

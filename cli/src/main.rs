@@ -1,0 +1,69 @@
+//! `skiff`: an AF_XDP traffic generator, sink and veth testbed.
+#![deny(unsafe_code)]
+
+mod bench;
+mod common;
+mod datapath;
+mod demo;
+mod gen;
+mod sink;
+mod testbed;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, about = "AF_XDP kernel-bypass packet engine: generator, sink, veth testbed")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create a veth testbed, run sink and generator across it, report, remove it.
+    Demo(demo::DemoArgs),
+    /// Manage the veth/network-namespace testbed.
+    #[command(subcommand)]
+    Testbed(testbed::TestbedCmd),
+    /// Generate UDP traffic from AF_XDP sockets.
+    Gen(gen::GenArgs),
+    /// Receive and count on AF_XDP sockets.
+    Sink(sink::SinkArgs),
+    /// End-to-end benchmarks against a named baseline, measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = match &cli.cmd {
+        Cmd::Gen(a) => a.dp.json,
+        Cmd::Sink(a) => a.dp.json,
+        _ => false,
+    };
+    let result = match cli.cmd {
+        Cmd::Demo(a) => demo::run(a),
+        Cmd::Testbed(c) => testbed::run(c),
+        Cmd::Gen(a) => gen::run(a).and_then(|r| {
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                gen::print_text(&r);
+            }
+            Ok(())
+        }),
+        Cmd::Sink(a) => sink::run(a).and_then(|r| {
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                sink::print_text(&r);
+            }
+            Ok(())
+        }),
+        Cmd::Bench(c) => bench::run(c),
+    };
+    if let Err(e) = result {
+        eprintln!("skiff: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,3 @@
+//! The receive side: the budgeted poll loop (NAPI-style) and the sink consumer.
+
+pub mod poller;

@@ -1,0 +1,311 @@
+//! UDP over IPv4 frames: the generator's template, and the receive-side classifier.
+
+use super::{checksum, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP, VLAN_HLEN};
+
+/// IPv4 header without options.
+pub const IPV4_HLEN: usize = 20;
+/// IPv6 fixed header.
+pub const IPV6_HLEN: usize = 40;
+/// UDP header.
+pub const UDP_HLEN: usize = 8;
+/// Default TTL, as Linux's `net.ipv4.ip_default_ttl`.
+pub const DEFAULT_TTL: u8 = 64;
+
+/// Everything that defines one UDP/IPv4 frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpFrameSpec {
+    /// Destination MAC.
+    pub dst_mac: [u8; 6],
+    /// Source MAC.
+    pub src_mac: [u8; 6],
+    /// Optional 802.1Q VLAN ID (0..4095).
+    pub vlan: Option<u16>,
+    /// Source IPv4.
+    pub src_ip: [u8; 4],
+    /// Destination IPv4.
+    pub dst_ip: [u8; 4],
+    /// UDP source port.
+    pub src_port: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+    /// Frame length handed to the socket: Ethernet header to end of payload, no FCS.
+    pub frame_len: usize,
+}
+
+impl UdpFrameSpec {
+    /// Headers before the UDP payload.
+    pub fn header_len(&self) -> usize {
+        ETH_HLEN + if self.vlan.is_some() { VLAN_HLEN } else { 0 } + IPV4_HLEN + UDP_HLEN
+    }
+
+    /// Builds the frame: headers, zero payload, IPv4 header checksum and UDP checksum.
+    /// `frame_len` below the headers' length is raised to it.
+    pub fn build(&self) -> Vec<u8> {
+        let len = self.frame_len.max(self.header_len());
+        let mut f = vec![0u8; len];
+        f[0..6].copy_from_slice(&self.dst_mac);
+        f[6..12].copy_from_slice(&self.src_mac);
+        let mut off = 12;
+        if let Some(vid) = self.vlan {
+            f[off..off + 2].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+            f[off + 2..off + 4].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+            off += VLAN_HLEN;
+        }
+        f[off..off + 2].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        let ip = off + 2;
+        let ip_len = (len - ip) as u16;
+        let udp = ip + IPV4_HLEN;
+        let udp_len = (len - udp) as u16;
+        {
+            let h = &mut f[ip..ip + IPV4_HLEN];
+            h[0] = 0x45; // version 4, IHL 5 (no options)
+            h[2..4].copy_from_slice(&ip_len.to_be_bytes());
+            h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, as Linux sets on UDP by PMTU default
+            h[8] = DEFAULT_TTL;
+            h[9] = IPPROTO_UDP;
+            h[12..16].copy_from_slice(&self.src_ip);
+            h[16..20].copy_from_slice(&self.dst_ip);
+            let ck = checksum::checksum(h, 0);
+            h[10..12].copy_from_slice(&ck.to_be_bytes());
+        }
+        {
+            let u = &mut f[udp..];
+            u[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+            u[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+            u[4..6].copy_from_slice(&udp_len.to_be_bytes());
+            let pseudo = checksum::pseudo_v4(self.src_ip, self.dst_ip, IPPROTO_UDP, udp_len);
+            let mut ck = checksum::checksum(u, pseudo);
+            if ck == 0 {
+                ck = 0xffff; // RFC 768: a computed zero is sent as all ones
+            }
+            u[6..8].copy_from_slice(&ck.to_be_bytes());
+        }
+        f
+    }
+}
+
+/// Why a received frame could not be parsed. Counted by reason, never a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Malformed {
+    /// Shorter than an Ethernet header (or its VLAN tag).
+    TruncatedEthernet,
+    /// Shorter than the IP header.
+    TruncatedIp,
+    /// IP version/IHL wrong.
+    BadIpHeader,
+    /// IPv4 header checksum wrong.
+    BadIpChecksum,
+    /// IP total length larger than the frame.
+    BadIpLength,
+    /// Shorter than the UDP/TCP header.
+    TruncatedL4,
+    /// UDP length field inconsistent with the IP payload.
+    BadUdpLength,
+}
+
+impl Malformed {
+    /// All reasons, in report order.
+    pub const ALL: [Malformed; 7] = [
+        Malformed::TruncatedEthernet,
+        Malformed::TruncatedIp,
+        Malformed::BadIpHeader,
+        Malformed::BadIpChecksum,
+        Malformed::BadIpLength,
+        Malformed::TruncatedL4,
+        Malformed::BadUdpLength,
+    ];
+    /// Counter name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Malformed::TruncatedEthernet => "truncated_ethernet",
+            Malformed::TruncatedIp => "truncated_ip",
+            Malformed::BadIpHeader => "bad_ip_header",
+            Malformed::BadIpChecksum => "bad_ip_checksum",
+            Malformed::BadIpLength => "bad_ip_length",
+            Malformed::TruncatedL4 => "truncated_l4",
+            Malformed::BadUdpLength => "bad_udp_length",
+        }
+    }
+    /// Index into a counter array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a well-formed received frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classified {
+    /// UDP over IPv4 or IPv6, with its destination port.
+    Udp {
+        /// Destination port.
+        dst_port: u16,
+    },
+    /// TCP over IPv4 or IPv6.
+    Tcp,
+    /// IP with another protocol.
+    OtherIp,
+    /// Not IP (ARP, LLDP, ...).
+    NotIp,
+}
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Parses a received frame far enough to count it. Checks the IPv4 header checksum.
+pub fn classify(frame: &[u8]) -> Result<Classified, Malformed> {
+    let mut ethertype = be16(frame, 12).ok_or(Malformed::TruncatedEthernet)?;
+    let mut l3 = ETH_HLEN;
+    if ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
+        ethertype = be16(frame, 16).ok_or(Malformed::TruncatedEthernet)?;
+        l3 += VLAN_HLEN;
+    }
+    let ip = frame.get(l3..).unwrap_or(&[]);
+    let (proto, l4, l4_len) = match ethertype {
+        ETHERTYPE_IPV4 => {
+            let h = ip.get(..IPV4_HLEN).ok_or(Malformed::TruncatedIp)?;
+            let ihl = ((h[0] & 0x0f) as usize) * 4;
+            if h[0] >> 4 != 4 || ihl < IPV4_HLEN {
+                return Err(Malformed::BadIpHeader);
+            }
+            let hdr = ip.get(..ihl).ok_or(Malformed::TruncatedIp)?;
+            if checksum::sum(hdr, 0) != 0xffff {
+                return Err(Malformed::BadIpChecksum);
+            }
+            let total = be16(h, 2).ok_or(Malformed::TruncatedIp)? as usize;
+            if total < ihl || total > ip.len() {
+                return Err(Malformed::BadIpLength);
+            }
+            // A non-first fragment has no L4 header.
+            if be16(h, 6).ok_or(Malformed::TruncatedIp)? & 0x1fff != 0 {
+                return Ok(Classified::OtherIp);
+            }
+            (h[9], &ip[ihl..total], total - ihl)
+        }
+        ETHERTYPE_IPV6 => {
+            let h = ip.get(..IPV6_HLEN).ok_or(Malformed::TruncatedIp)?;
+            if h[0] >> 4 != 6 {
+                return Err(Malformed::BadIpHeader);
+            }
+            let payload = be16(h, 4).ok_or(Malformed::TruncatedIp)? as usize;
+            let end = IPV6_HLEN + payload;
+            if end > ip.len() {
+                return Err(Malformed::BadIpLength);
+            }
+            (h[6], &ip[IPV6_HLEN..end], payload)
+        }
+        _ => return Ok(Classified::NotIp),
+    };
+    match proto {
+        IPPROTO_UDP => {
+            let dst_port = be16(l4, 2).ok_or(Malformed::TruncatedL4)?;
+            let ulen = be16(l4, 4).ok_or(Malformed::TruncatedL4)? as usize;
+            if ulen < UDP_HLEN || ulen > l4_len {
+                return Err(Malformed::BadUdpLength);
+            }
+            Ok(Classified::Udp { dst_port })
+        }
+        IPPROTO_TCP => {
+            if l4.len() < 20 {
+                return Err(Malformed::TruncatedL4);
+            }
+            Ok(Classified::Tcp)
+        }
+        _ => Ok(Classified::OtherIp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(len: usize, vlan: Option<u16>) -> UdpFrameSpec {
+        UdpFrameSpec {
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: [2, 0, 0, 0, 0, 1],
+            vlan,
+            src_ip: [198, 18, 0, 1],
+            dst_ip: [198, 18, 0, 2],
+            src_port: 9000,
+            dst_port: 9001,
+            frame_len: len,
+        }
+    }
+
+    #[test]
+    fn build_64_byte_frame_bytes() {
+        let f = spec(60, None).build();
+        assert_eq!(f.len(), 60);
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+        assert_eq!(&f[16..18], &46u16.to_be_bytes(), "IPv4 total length = 60 - 14");
+        assert_eq!(&f[38..40], &26u16.to_be_bytes(), "UDP length = 46 - 20");
+        assert_eq!(checksum::sum(&f[14..34], 0), 0xffff, "IP header checksum verifies");
+        let pseudo = checksum::pseudo_v4([198, 18, 0, 1], [198, 18, 0, 2], IPPROTO_UDP, 26);
+        assert_eq!(checksum::sum(&f[34..], pseudo), 0xffff, "UDP checksum verifies");
+        assert_eq!(classify(&f), Ok(Classified::Udp { dst_port: 9001 }));
+    }
+
+    #[test]
+    fn independent_parser_agrees() {
+        // etherparse, written by others, reads our bytes the same way.
+        for (len, vlan) in [(60, None), (60, Some(42)), (1514, None), (1518, Some(4095))] {
+            let f = spec(len, vlan).build();
+            let p = etherparse::SlicedPacket::from_ethernet(&f).expect("etherparse parses it");
+            match p.net {
+                Some(etherparse::NetSlice::Ipv4(ip)) => {
+                    assert_eq!(ip.header().source(), [198, 18, 0, 1]);
+                    assert_eq!(ip.header().to_header().calc_header_checksum(), ip.header().header_checksum());
+                }
+                other => panic!("not IPv4: {other:?}"),
+            }
+            match p.transport {
+                Some(etherparse::TransportSlice::Udp(u)) => {
+                    assert_eq!(u.destination_port(), 9001);
+                    assert_eq!(u.length() as usize, len - 14 - vlan.map_or(0, |_| 4) - 20);
+                }
+                other => panic!("not UDP: {other:?}"),
+            }
+            if let Some(vid) = vlan {
+                let v = p.vlan().expect("has a VLAN tag");
+                assert_eq!(v.outer().vlan_identifier().value(), vid & 0xfff);
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_lengths_are_reasons_not_panics() {
+        let f = spec(60, None).build();
+        for cut in 0..f.len() {
+            let _ = classify(&f[..cut]); // any result, never a panic
+        }
+        assert_eq!(classify(&f[..10]), Err(Malformed::TruncatedEthernet));
+        assert_eq!(classify(&f[..20]), Err(Malformed::TruncatedIp));
+        let mut bad = f.clone();
+        bad[14] = 0x55;
+        assert_eq!(classify(&bad), Err(Malformed::BadIpHeader));
+        let mut bad = f.clone();
+        bad[22] ^= 1; // TTL flipped: checksum no longer holds
+        assert_eq!(classify(&bad), Err(Malformed::BadIpChecksum));
+        let mut arp = f.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(classify(&arp), Ok(Classified::NotIp));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn classify_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = classify(&bytes);
+        }
+
+        #[test]
+        fn built_frames_classify(len in 42usize..1600, sport in 1u16.., dport in 1u16.., vlan in proptest::option::of(0u16..4096)) {
+            let mut s = spec(len, vlan);
+            s.src_port = sport;
+            s.dst_port = dport;
+            let f = s.build();
+            proptest::prop_assert_eq!(f.len(), len.max(s.header_len()));
+            proptest::prop_assert_eq!(classify(&f), Ok(Classified::Udp { dst_port: dport }));
+        }
+    }
+}
