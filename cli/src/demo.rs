@@ -2,9 +2,8 @@
 //! whose numbers add up, and the testbed removed again, also on failure or Ctrl-C.
 
 use std::{
-    io::Read,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
@@ -12,6 +11,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::{
+    child::{read_json, signal, start_ready, wait_timeout, ChildGuard},
     common::{fmt_rate, parse_duration, parse_pps, require_caps, stop_flag},
     testbed::{self, Guard, Testbed},
 };
@@ -39,47 +39,6 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
-/// Kills (SIGKILL) and reaps a child we started, by its PID, if it is still running.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            if matches!(c.try_wait(), Ok(None)) {
-                let _ = c.kill();
-            }
-            let _ = c.wait();
-        }
-    }
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY-free: libc::kill is safe to call, but it is still an FFI call; use the
-    // `kill` binary to stay within the no-unsafe rule of this crate.
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait()? {
-            return Ok(Some(st));
-        }
-        if Instant::now() >= end {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn read_json(child: &mut Child, who: &str) -> Result<Value> {
-    let mut out = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        s.read_to_string(&mut out)?;
-    }
-    serde_json::from_str(out.trim()).with_context(|| format!("{who} printed no report (output: {:?})", out.trim()))
-}
-
 pub fn run(a: DemoArgs) -> Result<()> {
     require_caps()?;
     let duration = parse_duration(&a.duration)?;
@@ -101,32 +60,17 @@ pub fn run(a: DemoArgs) -> Result<()> {
         );
     }
     let ready = std::env::temp_dir().join(format!("skiff-demo-{}.ready", std::process::id()));
-    let _ = std::fs::remove_file(&ready);
     let queues = format!("0-{}", a.queues - 1);
-    let mut sink = ChildGuard(Some(
-        Command::new("ip")
-            .args(["netns", "exec", &tb.ns_b])
-            .arg(&exe)
-            .args(["sink", "--iface", &tb.if_b, "--queues", &queues, "--cpus", sink_cpu, "--json", "--quiet"])
-            .arg("--ready-file")
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the sink")?,
-    ));
-    let start = Instant::now();
-    while !ready.exists() {
-        let c = sink.0.as_mut().context("sink")?;
-        if let Some(st) = c.try_wait()? {
-            bail!("the sink exited before it was ready ({st})");
-        }
-        if start.elapsed() > Duration::from_secs(15) || stop.load(std::sync::atomic::Ordering::Relaxed) {
-            bail!("the sink did not get ready within 15 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = std::fs::remove_file(&ready);
+    let mut sink_cmd = Command::new("ip");
+    sink_cmd
+        .args(["netns", "exec", &tb.ns_b])
+        .arg(&exe)
+        .args(["sink", "--iface", &tb.if_b, "--queues", &queues, "--cpus", sink_cpu, "--json", "--quiet"])
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut sink = start_ready(sink_cmd, &ready, Duration::from_secs(15), &stop, "sink")?;
 
     let mut gen = ChildGuard(Some(
         Command::new("ip")

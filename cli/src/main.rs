@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod bench;
+mod child;
 mod common;
 mod datapath;
 mod demo;
