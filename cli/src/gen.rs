@@ -200,8 +200,19 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         let _ = q.set_tx_skb_budget(plan.xsk.tx_size);
     }
     let n = queues.len();
+    // A rate and a duration without a count mean exactly ⌊rate · duration⌋ frames; the
+    // deadline then only bounds a run the machine cannot keep up with (plus 50 ms grace).
+    let (count, duration) = match (count, duration, rate) {
+        (None, Some(d), Some(r)) => (Some((r * d.as_secs_f64()).floor().max(1.0) as u64), Some(d + Duration::from_millis(50))),
+        other => (other.0, other.1),
+    };
     let counts = count.map(|c| split_exact(c, n));
     let rates = rate.map(|r| split_rate(r, n));
+    if let Some(c) = &counts {
+        if c.contains(&0) {
+            bail!("--count {} is smaller than the {n} queues it is split over", count.unwrap_or(0));
+        }
+    }
     let stop = datapath::stop();
     let tx_dropped_before = netdev::stat(&ifname, "tx_dropped");
     datapath::signal_ready(&a.dp)?;

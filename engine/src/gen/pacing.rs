@@ -29,6 +29,12 @@ impl Pacer {
         total.saturating_sub(sent)
     }
 
+    /// Frames worth `span` of time at this rate, clamped to `1..=max`.
+    #[inline]
+    pub fn burst(&self, span: Duration, max: usize) -> usize {
+        ((self.rate * span.as_secs_f64()) as usize).clamp(1, max.max(1))
+    }
+
     /// When, measured from the origin, packet number `sent + 1` becomes due.
     #[inline]
     pub fn next_due(&self, sent: u64) -> Duration {
@@ -50,6 +56,9 @@ mod tests {
         assert_eq!(p.due(Duration::from_millis(1), 200), 0, "ahead of schedule: nothing due");
         assert_eq!(p.due(Duration::from_secs(10), 0), 1_000_000);
         assert_eq!(p.next_due(0), Duration::from_micros(10));
+        assert_eq!(p.burst(Duration::from_micros(100), 64), 10);
+        assert_eq!(Pacer::new(10.0).unwrap().burst(Duration::from_micros(100), 64), 1);
+        assert_eq!(Pacer::new(1e9).unwrap().burst(Duration::from_micros(100), 64), 64);
     }
 
     #[test]
