@@ -57,32 +57,38 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v * mult))
 }
 
-/// Parses a packet rate: `100000`, `100k`, `100kpps`, `1.5M`, `1.5Mpps`. (Bit rates and
-/// L1/L2 rates arrive with the qdisc-based rate control.)
-pub fn parse_pps(s: &str) -> Result<f64> {
-    let t = s.trim();
-    let t = t.strip_suffix("pps").unwrap_or(t);
+/// A number with an optional k/M/G suffix (decimal: k = 1000), finite and ≥ 0.
+fn parse_scaled(t: &str) -> Option<f64> {
     let (num, mult) = match t.chars().last() {
         Some('k') | Some('K') => (&t[..t.len() - 1], 1e3),
         Some('M') | Some('m') => (&t[..t.len() - 1], 1e6),
         Some('G') | Some('g') => (&t[..t.len() - 1], 1e9),
         _ => (t, 1.0),
     };
-    let v: f64 = num.trim().parse().map_err(|_| anyhow::anyhow!("bad rate {s:?} (packets per second: e.g. 100000, 100k, 1.5Mpps)"))?;
-    if !v.is_finite() || v <= 0.0 {
+    let v: f64 = num.trim().parse().ok()?;
+    (v.is_finite() && v >= 0.0).then_some(v * mult)
+}
+
+/// Parses a packet rate: `100000`, `100k`, `100kpps`, `1.5M`, `1.5Mpps`. (Bit rates and
+/// L1/L2 rates arrive with the qdisc-based rate control.)
+pub fn parse_pps(s: &str) -> Result<f64> {
+    let t = s.trim();
+    let v = parse_scaled(t.strip_suffix("pps").unwrap_or(t))
+        .ok_or_else(|| anyhow::anyhow!("bad rate {s:?} (packets per second: e.g. 100000, 100k, 1.5Mpps)"))?;
+    if v <= 0.0 {
         bail!("bad rate {s:?}: must be positive");
     }
     // 64-byte frames at 800 Gbit/s: no link carries more than ~1.2 Gpps.
-    if v * mult > 1.2e9 {
+    if v > 1.2e9 {
         bail!("rate {s:?} is above what any link can carry (~1.2 Gpps at 800 Gbit/s, 64-byte frames)");
     }
-    Ok(v * mult)
+    Ok(v)
 }
 
-/// Parses a count: `1000`, `10k`, `2M`.
+/// Parses a count: `1000`, `10k`, `2M` (0 is a valid number; callers decide if it is useful).
 pub fn parse_count(s: &str) -> Result<u64> {
-    let v = parse_pps(s).map_err(|_| anyhow::anyhow!("bad count {s:?} (e.g. 1000, 10k, 2M)"))?;
-    if v.fract() != 0.0 {
+    let v = parse_scaled(s.trim()).ok_or_else(|| anyhow::anyhow!("bad count {s:?} (e.g. 1000, 10k, 2M)"))?;
+    if v.fract() != 0.0 || v > u64::MAX as f64 {
         bail!("bad count {s:?}: not a whole number");
     }
     Ok(v as u64)
