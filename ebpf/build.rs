@@ -17,11 +17,18 @@ fn main() {
     let object = out.join("skiff.bpf.o");
 
     if Command::new(&clang).arg("--version").output().is_err() {
-        fail(&format!("`{clang}` was not found; skiff's XDP program is built with clang: {INSTALL_HINT}"));
+        fail(&format!(
+            "`{clang}` was not found; skiff's XDP program is built with clang: {INSTALL_HINT}"
+        ));
     }
-    let helpers = ["/usr/include/bpf/bpf_helpers.h", "/usr/local/include/bpf/bpf_helpers.h"];
+    let helpers = [
+        "/usr/include/bpf/bpf_helpers.h",
+        "/usr/local/include/bpf/bpf_helpers.h",
+    ];
     if !helpers.iter().any(|p| PathBuf::from(p).exists()) {
-        fail(&format!("<bpf/bpf_helpers.h> (libbpf's headers) was not found: {INSTALL_HINT}"));
+        fail(&format!(
+            "<bpf/bpf_helpers.h> (libbpf's headers) was not found: {INSTALL_HINT}"
+        ));
     }
 
     // Debian puts asm/ under the multiarch directory, which clang -target bpf does not search.
@@ -31,16 +38,25 @@ fn main() {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| format!("{}-linux-gnu", env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default()));
+        .unwrap_or_else(|| {
+            format!(
+                "{}-linux-gnu",
+                env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default()
+            )
+        });
 
     let status = Command::new(&clang)
-        .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-c", SOURCE, "-o"])
+        .args([
+            "-O2", "-g", "-Wall", "-Werror", "-target", "bpf", "-c", SOURCE, "-o",
+        ])
         .arg(&object)
         .arg(format!("-I/usr/include/{multiarch}"))
         .status()
         .unwrap_or_else(|e| fail(&format!("running `{clang}` failed: {e}")));
     if !status.success() {
-        fail(&format!("`{clang}` could not compile {SOURCE} (see the errors above)"));
+        fail(&format!(
+            "`{clang}` could not compile {SOURCE} (see the errors above)"
+        ));
     }
 }
 

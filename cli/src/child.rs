@@ -27,10 +27,16 @@ impl Drop for ChildGuard {
 pub fn signal(child: &Child, sig: i32) {
     // The `kill` binary instead of libc::kill keeps this crate free of unsafe; the PID
     // is one of our own children, still unreaped, so it cannot have been reused.
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
 }
 
-pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
+pub fn wait_timeout(
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<Option<std::process::ExitStatus>> {
     let end = Instant::now() + timeout;
     loop {
         if let Some(st) = child.try_wait()? {
@@ -48,9 +54,9 @@ pub fn read_json(child: &mut Child, who: &str) -> Result<Value> {
     if let Some(mut s) = child.stdout.take() {
         s.read_to_string(&mut out)?;
     }
-    serde_json::from_str(out.trim()).with_context(|| format!("{who} printed no report (output: {:?})", out.trim()))
+    serde_json::from_str(out.trim())
+        .with_context(|| format!("{who} printed no report (output: {:?})", out.trim()))
 }
-
 
 /// Starts `cmd` (which must create `ready` once it is ready) and waits for the file, at
 /// most `timeout`. Fails if the child exits first or a stop was requested.
@@ -62,7 +68,9 @@ pub fn start_ready(
     who: &str,
 ) -> Result<ChildGuard> {
     let _ = std::fs::remove_file(ready);
-    let mut guard = ChildGuard(Some(cmd.spawn().with_context(|| format!("starting the {who}"))?));
+    let mut guard = ChildGuard(Some(
+        cmd.spawn().with_context(|| format!("starting the {who}"))?,
+    ));
     let start = Instant::now();
     while !ready.exists() {
         let c = guard.0.as_mut().context("child")?;

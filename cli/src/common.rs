@@ -19,14 +19,23 @@ pub fn parse_list(s: &str, what: &str) -> Result<Vec<u32>> {
             bail!("bad {what} list {s:?}: empty element");
         }
         if let Some((a, b)) = part.split_once('-') {
-            let a: u32 = a.trim().parse().with_context(|| format!("bad {what} list {s:?}: {a:?} is not a number"))?;
-            let b: u32 = b.trim().parse().with_context(|| format!("bad {what} list {s:?}: {b:?} is not a number"))?;
+            let a: u32 = a
+                .trim()
+                .parse()
+                .with_context(|| format!("bad {what} list {s:?}: {a:?} is not a number"))?;
+            let b: u32 = b
+                .trim()
+                .parse()
+                .with_context(|| format!("bad {what} list {s:?}: {b:?} is not a number"))?;
             if b < a || b - a > 1024 {
                 bail!("bad {what} range {part:?}");
             }
             out.extend(a..=b);
         } else {
-            out.push(part.parse().with_context(|| format!("bad {what} list {s:?}: {part:?} is not a number"))?);
+            out.push(
+                part.parse()
+                    .with_context(|| format!("bad {what} list {s:?}: {part:?} is not a number"))?,
+            );
         }
     }
     out.sort_unstable();
@@ -50,7 +59,10 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     } else {
         (t, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|_| anyhow::anyhow!("bad duration {s:?} (use e.g. 10, 10s, 500ms, 2m)"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("bad duration {s:?} (use e.g. 10, 10s, 500ms, 2m)"))?;
     if !v.is_finite() || v <= 0.0 || v * mult > 7.0 * 86400.0 {
         bail!("bad duration {s:?}: must be positive and at most a week");
     }
@@ -73,21 +85,25 @@ fn parse_scaled(t: &str) -> Option<f64> {
 /// L1/L2 rates arrive with the qdisc-based rate control.)
 pub fn parse_pps(s: &str) -> Result<f64> {
     let t = s.trim();
-    let v = parse_scaled(t.strip_suffix("pps").unwrap_or(t))
-        .ok_or_else(|| anyhow::anyhow!("bad rate {s:?} (packets per second: e.g. 100000, 100k, 1.5Mpps)"))?;
+    let v = parse_scaled(t.strip_suffix("pps").unwrap_or(t)).ok_or_else(|| {
+        anyhow::anyhow!("bad rate {s:?} (packets per second: e.g. 100000, 100k, 1.5Mpps)")
+    })?;
     if v <= 0.0 {
         bail!("bad rate {s:?}: must be positive");
     }
     // 64-byte frames at 800 Gbit/s: no link carries more than ~1.2 Gpps.
     if v > 1.2e9 {
-        bail!("rate {s:?} is above what any link can carry (~1.2 Gpps at 800 Gbit/s, 64-byte frames)");
+        bail!(
+            "rate {s:?} is above what any link can carry (~1.2 Gpps at 800 Gbit/s, 64-byte frames)"
+        );
     }
     Ok(v)
 }
 
 /// Parses a count: `1000`, `10k`, `2M` (0 is a valid number; callers decide if it is useful).
 pub fn parse_count(s: &str) -> Result<u64> {
-    let v = parse_scaled(s.trim()).ok_or_else(|| anyhow::anyhow!("bad count {s:?} (e.g. 1000, 10k, 2M)"))?;
+    let v = parse_scaled(s.trim())
+        .ok_or_else(|| anyhow::anyhow!("bad count {s:?} (e.g. 1000, 10k, 2M)"))?;
     if v.fract() != 0.0 || v > u64::MAX as f64 {
         bail!("bad count {s:?}: not a whole number");
     }
@@ -152,9 +168,14 @@ pub fn pin(cpu: Option<usize>) -> bool {
 
 /// Checks CPU ids against the machine's.
 pub fn check_cpus(cpus: &[u32]) -> Result<()> {
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u32;
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as u32;
     if let Some(bad) = cpus.iter().find(|c| **c >= n) {
-        bail!("cpu {bad} does not exist (this machine has cpus 0..={})", n - 1);
+        bail!(
+            "cpu {bad} does not exist (this machine has cpus 0..={})",
+            n - 1
+        );
     }
     Ok(())
 }

@@ -86,7 +86,10 @@ impl DataPathArgs {
     /// every RX queue (the sink) instead of queue 0 (the generator).
     pub fn plan(&self, default_all_queues: bool) -> Result<Plan> {
         if !netdev::exists(&self.iface) {
-            bail!("unknown interface {:?} (not in this network namespace; `ip link` lists them)", self.iface);
+            bail!(
+                "unknown interface {:?} (not in this network namespace; `ip link` lists them)",
+                self.iface
+            );
         }
         let rxq = netdev::rx_queues(&self.iface);
         let txq = netdev::tx_queues(&self.iface);
@@ -104,19 +107,33 @@ impl DataPathArgs {
             );
         }
         if let Some(bad) = queues.iter().find(|q| **q >= skiff_ebpf::MAX_QUEUES) {
-            bail!("queue {bad} is beyond skiff's {} XSKMAP entries", skiff_ebpf::MAX_QUEUES);
+            bail!(
+                "queue {bad} is beyond skiff's {} XSKMAP entries",
+                skiff_ebpf::MAX_QUEUES
+            );
         }
         let cpus = match &self.cpus {
             Some(c) => {
                 let list = parse_list(c, "cpu")?;
                 check_cpus(&list)?;
-                (0..queues.len()).map(|i| Some(list[i % list.len()] as usize)).collect()
+                (0..queues.len())
+                    .map(|i| Some(list[i % list.len()] as usize))
+                    .collect()
             }
             None => vec![None; queues.len()],
         };
-        let xsk = XskConfig { frame_size: self.frame_size, try_zero_copy: !self.copy, ..XskConfig::default() };
+        let xsk = XskConfig {
+            frame_size: self.frame_size,
+            try_zero_copy: !self.copy,
+            ..XskConfig::default()
+        };
         xsk.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Plan { ifname: self.iface.clone(), queues, cpus, xsk })
+        Ok(Plan {
+            ifname: self.iface.clone(),
+            queues,
+            cpus,
+            xsk,
+        })
     }
 }
 
@@ -129,7 +146,10 @@ pub fn open(
 ) -> Result<(XdpAttachment, Vec<XskQueue>)> {
     let mut prog = xdp::attach(&plan.ifname, args.xdp_mode.into(), args.force)?;
     if let Some(reason) = prog.fallback_reason() {
-        eprintln!("skiff: XDP in SKB (generic) mode on {}: {reason}", plan.ifname);
+        eprintln!(
+            "skiff: XDP in SKB (generic) mode on {}: {reason}",
+            plan.ifname
+        );
     }
     let mut queues = Vec::with_capacity(plan.queues.len());
     for &q in &plan.queues {
@@ -151,7 +171,12 @@ pub fn signal_ready(args: &DataPathArgs) -> Result<()> {
 
 /// Runs `tick` once a second (and once at the end) until `done()` says so or `stop` is set;
 /// `tick` receives the time since `start`.
-pub fn progress_loop(start: Instant, stop: &AtomicBool, mut done: impl FnMut() -> bool, mut tick: impl FnMut(Duration)) {
+pub fn progress_loop(
+    start: Instant,
+    stop: &AtomicBool,
+    mut done: impl FnMut() -> bool,
+    mut tick: impl FnMut(Duration),
+) {
     let mut next = start + Duration::from_secs(1);
     while !done() {
         let now = Instant::now();
@@ -162,7 +187,9 @@ pub fn progress_loop(start: Instant, stop: &AtomicBool, mut done: impl FnMut() -
         if stop.load(std::sync::atomic::Ordering::Relaxed) && done() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(20).min(next.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(20).min(next.saturating_duration_since(Instant::now())),
+        );
     }
 }
 

@@ -43,11 +43,16 @@ pub fn run(a: DemoArgs) -> Result<()> {
     require_caps()?;
     let duration = parse_duration(&a.duration)?;
     let rate = parse_pps(&a.rate)?;
-    let name = a.name.clone().unwrap_or_else(|| format!("skdemo{}", std::process::id() % 1_000_000));
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("skdemo{}", std::process::id() % 1_000_000));
     let tb = Testbed::new(&name, a.queues)?;
     let stop = stop_flag();
     let exe = std::env::current_exe().context("locating the skiff binary")?;
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     // Two cores: the sink's pollers on cpu 1, the generator's on cpu 0.
     let (gen_cpu, sink_cpu) = if cpus >= 2 { ("0", "1") } else { ("0", "0") };
 
@@ -65,7 +70,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
     sink_cmd
         .args(["netns", "exec", &tb.ns_b])
         .arg(&exe)
-        .args(["sink", "--iface", &tb.if_b, "--queues", &queues, "--cpus", sink_cpu, "--json", "--quiet"])
+        .args([
+            "sink", "--iface", &tb.if_b, "--queues", &queues, "--cpus", sink_cpu, "--json",
+            "--quiet",
+        ])
         .arg("--ready-file")
         .arg(&ready)
         .stdin(Stdio::null())
@@ -76,9 +84,25 @@ pub fn run(a: DemoArgs) -> Result<()> {
         Command::new("ip")
             .args(["netns", "exec", &tb.ns_a])
             .arg(&exe)
-            .args(["gen", "--iface", &tb.if_a, "--queues", &queues, "--cpus", gen_cpu, "--json"])
-            .args(["--dst-mac", tb.mac_b, "--src-ip", tb.ip_a, "--dst-ip", tb.ip_b])
-            .args(["--rate", &a.rate, "--duration", &a.duration, "--size", &a.size.to_string()])
+            .args([
+                "gen", "--iface", &tb.if_a, "--queues", &queues, "--cpus", gen_cpu, "--json",
+            ])
+            .args([
+                "--dst-mac",
+                tb.mac_b,
+                "--src-ip",
+                tb.ip_a,
+                "--dst-ip",
+                tb.ip_b,
+            ])
+            .args([
+                "--rate",
+                &a.rate,
+                "--duration",
+                &a.duration,
+                "--size",
+                &a.size.to_string(),
+            ])
             .args(if a.json { &["--quiet"][..] } else { &[][..] })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -96,7 +120,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
     std::thread::sleep(Duration::from_millis(200));
     let sink_child = sink.0.as_mut().context("sink")?;
     signal(sink_child, 2);
-    let sink_status = wait_timeout(sink_child, Duration::from_secs(10))?.context("the sink did not stop")?;
+    let sink_status =
+        wait_timeout(sink_child, Duration::from_secs(10))?.context("the sink did not stop")?;
     let sink_report = read_json(sink_child, "the sink")?;
     if !sink_status.success() {
         bail!("the sink failed ({sink_status})");
@@ -104,7 +129,13 @@ pub fn run(a: DemoArgs) -> Result<()> {
 
     let g = |k: &str| gen_report.get(k).and_then(Value::as_u64).unwrap_or(0);
     let s = |k: &str| sink_report.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let d = |k: &str| sink_report.get("dropped").and_then(|d| d.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    let d = |k: &str| {
+        sink_report
+            .get("dropped")
+            .and_then(|d| d.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
     let sent = g("tx_packets");
     let received = s("rx_packets");
     let drops = json!({
@@ -116,7 +147,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "xsk_rx_ring_full": d("xsk_rx_ring_full"),
         "xsk_rx_invalid_descs": d("xsk_rx_invalid_descs"),
     });
-    let counted: u64 = drops.as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
+    let counted: u64 = drops
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
     let unaccounted = sent as i128 - received as i128 - counted as i128;
     let accounting = json!({
         "sent": sent,
@@ -127,18 +161,48 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "adds_up": unaccounted == 0,
     });
     if a.json {
-        println!("{}", json!({"gen": gen_report, "sink": sink_report, "accounting": accounting}));
+        println!(
+            "{}",
+            json!({"gen": gen_report, "sink": sink_report, "accounting": accounting})
+        );
     } else {
-        let gpps = gen_report.get("tx_pps").and_then(Value::as_f64).unwrap_or(0.0);
-        let spps = sink_report.get("rx_pps").and_then(Value::as_f64).unwrap_or(0.0);
-        println!("skiff demo: {} -> {} over veth, XDP {} mode on the sink, {}",
-            tb.if_a, tb.if_b,
-            sink_report.get("xdp_mode").and_then(Value::as_str).unwrap_or("?"),
-            if sink_report.get("zero_copy").and_then(Value::as_bool).unwrap_or(false) { "zero-copy" } else { "copy mode" });
+        let gpps = gen_report
+            .get("tx_pps")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let spps = sink_report
+            .get("rx_pps")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        println!(
+            "skiff demo: {} -> {} over veth, XDP {} mode on the sink, {}",
+            tb.if_a,
+            tb.if_b,
+            sink_report
+                .get("xdp_mode")
+                .and_then(Value::as_str)
+                .unwrap_or("?"),
+            if sink_report
+                .get("zero_copy")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
+                "zero-copy"
+            } else {
+                "copy mode"
+            }
+        );
         println!("  sent      {sent:>12}  ({})", fmt_rate(gpps, "pps"));
         println!("  received  {received:>12}  ({})", fmt_rate(spps, "pps"));
         println!("  dropped   {counted:>12}  {}", accounting["dropped"]);
-        println!("  sent = received + dropped: {}", if unaccounted == 0 { "yes".to_owned() } else { format!("NO, {unaccounted} unaccounted") });
+        println!(
+            "  sent = received + dropped: {}",
+            if unaccounted == 0 {
+                "yes".to_owned()
+            } else {
+                format!("NO, {unaccounted} unaccounted")
+            }
+        );
     }
     if stop.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!("skiff demo: interrupted; testbed removed");

@@ -93,7 +93,8 @@ pub struct GenReport {
 /// Resolves `dst` on the interface with the kernel's ARP: one UDP datagram to the discard
 /// port starts resolution, then the neighbour table is read, for up to a second.
 fn arp_resolve(ifname: &str, src: Ipv4Addr, dst: Ipv4Addr) -> Result<[u8; 6]> {
-    let sock = UdpSocket::bind((src, 0)).with_context(|| format!("binding a UDP socket to {src} for ARP"))?;
+    let sock = UdpSocket::bind((src, 0))
+        .with_context(|| format!("binding a UDP socket to {src} for ARP"))?;
     let deadline = Instant::now() + Duration::from_secs(1);
     let mut next_send = Instant::now();
     while Instant::now() < deadline {
@@ -125,7 +126,10 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
 
     // Sizes: --size counts the FCS; the socket gets size - 4 bytes.
     if a.size < MIN_FRAME_WITH_FCS {
-        bail!("bad --size {}: Ethernet frames are at least {MIN_FRAME_WITH_FCS} bytes (FCS included)", a.size);
+        bail!(
+            "bad --size {}: Ethernet frames are at least {MIN_FRAME_WITH_FCS} bytes (FCS included)",
+            a.size
+        );
     }
     let frame_len = a.size - FCS_LEN;
     let mtu = netdev::mtu(&ifname).unwrap_or(1500) as usize;
@@ -155,19 +159,28 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
 
     // Addresses.
     let src_mac = match &a.src_mac {
-        Some(m) => wire::parse_mac(m).with_context(|| format!("bad --src-mac {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
-        None => netdev::mac(&ifname).with_context(|| format!("cannot read {ifname}'s MAC; give --src-mac"))?,
+        Some(m) => wire::parse_mac(m)
+            .with_context(|| format!("bad --src-mac {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
+        None => netdev::mac(&ifname)
+            .with_context(|| format!("cannot read {ifname}'s MAC; give --src-mac"))?,
     };
     let src_ip = match &a.src_ip {
-        Some(s) => wire::parse_ipv4(s).with_context(|| format!("bad --src-ip {s:?} (an IPv4 address)"))?,
-        None => netdev::ipv4_addr(&ifname).map(|(ip, _)| ip).with_context(|| format!("{ifname} has no IPv4 address; give --src-ip"))?,
+        Some(s) => {
+            wire::parse_ipv4(s).with_context(|| format!("bad --src-ip {s:?} (an IPv4 address)"))?
+        }
+        None => netdev::ipv4_addr(&ifname)
+            .map(|(ip, _)| ip)
+            .with_context(|| format!("{ifname} has no IPv4 address; give --src-ip"))?,
     };
     let dst_ip = match &a.dst_ip {
-        Some(s) => wire::parse_ipv4(s).with_context(|| format!("bad --dst-ip {s:?} (an IPv4 address)"))?,
+        Some(s) => {
+            wire::parse_ipv4(s).with_context(|| format!("bad --dst-ip {s:?} (an IPv4 address)"))?
+        }
         None => bail!("give --dst-ip (the receiver's IPv4 address)"),
     };
     let dst_mac = match &a.dst_mac {
-        Some(m) => wire::parse_mac(m).with_context(|| format!("bad --dst-mac {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
+        Some(m) => wire::parse_mac(m)
+            .with_context(|| format!("bad --dst-mac {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
         None => arp_resolve(&ifname, Ipv4Addr::from(src_ip), Ipv4Addr::from(dst_ip))?,
     };
     let spec = UdpFrameSpec {
@@ -203,14 +216,20 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     // A rate and a duration without a count mean exactly ⌊rate · duration⌋ frames; the
     // deadline then only bounds a run the machine cannot keep up with (plus 50 ms grace).
     let (count, duration) = match (count, duration, rate) {
-        (None, Some(d), Some(r)) => (Some((r * d.as_secs_f64()).floor().max(1.0) as u64), Some(d + Duration::from_millis(50))),
+        (None, Some(d), Some(r)) => (
+            Some((r * d.as_secs_f64()).floor().max(1.0) as u64),
+            Some(d + Duration::from_millis(50)),
+        ),
         other => (other.0, other.1),
     };
     let counts = count.map(|c| split_exact(c, n));
     let rates = rate.map(|r| split_rate(r, n));
     if let Some(c) = &counts {
         if c.contains(&0) {
-            bail!("--count {} is smaller than the {n} queues it is split over", count.unwrap_or(0));
+            bail!(
+                "--count {} is smaller than the {n} queues it is split over",
+                count.unwrap_or(0)
+            );
         }
     }
     let stop = datapath::stop();
@@ -292,9 +311,16 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     );
     let mut reports = Vec::with_capacity(n);
     for h in handles {
-        reports.push(h.join().map_err(|_| anyhow::anyhow!("a TX poller thread panicked"))?);
+        reports.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a TX poller thread panicked"))?,
+        );
     }
-    let stopped_by = if stop.load(Ordering::Relaxed) { "signal" } else { stopped_by };
+    let stopped_by = if stop.load(Ordering::Relaxed) {
+        "signal"
+    } else {
+        stopped_by
+    };
     let iface_tx_dropped = netdev::stat(&ifname, "tx_dropped").saturating_sub(tx_dropped_before);
     drop(prog); // detach before reporting
 
@@ -303,7 +329,11 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         total.add(&r.counters);
     }
     let elapsed = reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
-    let pps = if elapsed > 0.0 { total.tx_packets as f64 / elapsed } else { 0.0 };
+    let pps = if elapsed > 0.0 {
+        total.tx_packets as f64 / elapsed
+    } else {
+        0.0
+    };
     let (l2, l1) = bitrates(pps, frame.len() as f64);
     Ok(GenReport {
         iface: ifname,
@@ -318,7 +348,10 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         completed: total.completed,
         never_completed: reports.iter().map(|r| r.never_completed).sum(),
         iface_tx_dropped,
-        tx_invalid_descs: reports.iter().map(|r| r.xdp_statistics.tx_invalid_descs).sum(),
+        tx_invalid_descs: reports
+            .iter()
+            .map(|r| r.xdp_statistics.tx_invalid_descs)
+            .sum(),
         xdp_mode: match xdp_mode {
             AttachedMode::Driver => "driver",
             AttachedMode::Skb => "skb",
@@ -332,7 +365,17 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
 }
 
 pub fn print_text(r: &GenReport) {
-    println!("skiff gen on {} ({} queue(s), XDP {} mode, {}):", r.iface, r.queues.len(), r.xdp_mode, if r.zero_copy { "zero-copy" } else { "copy mode" });
+    println!(
+        "skiff gen on {} ({} queue(s), XDP {} mode, {}):",
+        r.iface,
+        r.queues.len(),
+        r.xdp_mode,
+        if r.zero_copy {
+            "zero-copy"
+        } else {
+            "copy mode"
+        }
+    );
     println!(
         "  sent       {:>12} frames of {} bytes in {:.3} s: {}, {} L2, {} L1{}",
         r.tx_packets,
@@ -341,10 +384,18 @@ pub fn print_text(r: &GenReport) {
         fmt_rate(r.tx_pps, "pps"),
         fmt_rate(r.tx_bps_l2, "bit/s"),
         fmt_rate(r.tx_bps_l1, "bit/s"),
-        r.requested_pps.map(|p| format!(" (requested {})", fmt_rate(p, "pps"))).unwrap_or_default()
+        r.requested_pps
+            .map(|p| format!(" (requested {})", fmt_rate(p, "pps")))
+            .unwrap_or_default()
     );
-    println!("  completed  {:>12}   never completed {}   invalid descriptors {}", r.completed, r.never_completed, r.tx_invalid_descs);
-    println!("  dropped by {} after completion (device tx_dropped): {}", r.iface, r.iface_tx_dropped);
+    println!(
+        "  completed  {:>12}   never completed {}   invalid descriptors {}",
+        r.completed, r.never_completed, r.tx_invalid_descs
+    );
+    println!(
+        "  dropped by {} after completion (device tx_dropped): {}",
+        r.iface, r.iface_tx_dropped
+    );
     for q in &r.queues {
         println!(
             "  queue {:>2}{}: sent {} completed {} kicks {} batches {} ring_full {} frames {}",
@@ -355,7 +406,11 @@ pub fn print_text(r: &GenReport) {
             q.counters.tx_kicks,
             q.counters.tx_batches,
             q.counters.tx_ring_full,
-            if q.frames.adds_up() { format!("all {} accounted for", q.frames.total) } else { format!("NOT accounted: {:?}", q.frames) }
+            if q.frames.adds_up() {
+                format!("all {} accounted for", q.frames.total)
+            } else {
+                format!("NOT accounted: {:?}", q.frames)
+            }
         );
     }
 }

@@ -13,7 +13,11 @@ mod testbed;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "skiff", version, about = "AF_XDP kernel-bypass packet engine: generator, sink, veth testbed")]
+#[command(
+    name = "skiff",
+    version,
+    about = "AF_XDP kernel-bypass packet engine: generator, sink, veth testbed"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -111,7 +111,13 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         ActionArg::Redirect => skiff_ebpf::Action::Redirect,
         ActionArg::Drop => skiff_ebpf::Action::Drop,
     };
-    let filter = skiff_ebpf::Config { flags, port_lo: lo as u16, port_hi: hi as u16, action: action as u32, reserved: 0 };
+    let filter = skiff_ebpf::Config {
+        flags,
+        port_lo: lo as u16,
+        port_hi: hi as u16,
+        action: action as u32,
+        reserved: 0,
+    };
     let (prog, queues) = datapath::open(&plan, &a.dp, filter)?;
     let xdp_before = XdpCounters::default(); // fresh program: its counters start at zero
     let rx_dropped_before = netdev::stat(&ifname, "rx_dropped");
@@ -120,7 +126,11 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     let zero_copy = queues.iter().all(|q| q.mode() == BindMode::ZeroCopy);
     let stop = datapath::stop();
     let poll = PollConfig {
-        idle: if a.busy_poll { IdleMode::BusyPoll } else { IdleMode::Adaptive },
+        idle: if a.busy_poll {
+            IdleMode::BusyPoll
+        } else {
+            IdleMode::Adaptive
+        },
         fill_target: plan.xsk.fill_size,
         ..PollConfig::default()
     };
@@ -184,7 +194,14 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
             if !quiet {
                 let pps = (s.rx_packets - last.0.rx_packets) as f64;
                 let xdp_drop = (x.dropped - last.1.dropped) as f64;
-                let (l2, _) = bitrates(pps, if pps > 0.0 { (s.rx_bytes - last.0.rx_bytes) as f64 / pps } else { 0.0 });
+                let (l2, _) = bitrates(
+                    pps,
+                    if pps > 0.0 {
+                        (s.rx_bytes - last.0.rx_bytes) as f64 / pps
+                    } else {
+                        0.0
+                    },
+                );
                 eprintln!(
                     "sink {:>4.0}s  rx {:>12}  {:>14} L2  xdp_drop {:>12}  redirect_failed {}  malformed {}",
                     t.as_secs_f64(),
@@ -206,7 +223,9 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     let mut first: Option<Instant> = None;
     let mut last_rx: Option<Instant> = None;
     for h in handles {
-        let (r, span) = h.join().map_err(|_| anyhow::anyhow!("an RX poller thread panicked"))?;
+        let (r, span) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("an RX poller thread panicked"))?;
         if let Some((f, l)) = span {
             first = Some(first.map_or(f, |x| x.min(f)));
             last_rx = Some(last_rx.map_or(l, |x| x.max(l)));
@@ -225,8 +244,19 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         (Some(f), Some(l)) if l > f => (l - f).as_secs_f64(),
         _ => 0.0,
     };
-    let pps = if active > 0.0 { total.rx_packets as f64 / active } else { 0.0 };
-    let (l2, _) = bitrates(pps, if total.rx_packets > 0 { total.rx_bytes as f64 / total.rx_packets as f64 } else { 0.0 });
+    let pps = if active > 0.0 {
+        total.rx_packets as f64 / active
+    } else {
+        0.0
+    };
+    let (l2, _) = bitrates(
+        pps,
+        if total.rx_packets > 0 {
+            total.rx_bytes as f64 / total.rx_packets as f64
+        } else {
+            0.0
+        },
+    );
     let mut malformed = serde_json::Map::new();
     for m in Malformed::ALL {
         malformed.insert(m.name().to_owned(), total.malformed[m.index()].into());
@@ -264,7 +294,17 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
 }
 
 pub fn print_text(r: &SinkReport) {
-    println!("skiff sink on {} ({} queue(s), XDP {} mode, {}):", r.iface, r.queues.len(), r.xdp_mode, if r.zero_copy { "zero-copy" } else { "copy mode" });
+    println!(
+        "skiff sink on {} ({} queue(s), XDP {} mode, {}):",
+        r.iface,
+        r.queues.len(),
+        r.xdp_mode,
+        if r.zero_copy {
+            "zero-copy"
+        } else {
+            "copy mode"
+        }
+    );
     println!(
         "  received   {:>12} frames, {} bytes in {:.3} s of traffic ({:.3} s run): {}, {} L2",
         r.rx_packets,
@@ -280,9 +320,15 @@ pub fn print_text(r: &SinkReport) {
         d.xdp_redirect_failed, d.xdp_parse_error, d.xsk_rx_dropped, d.xsk_rx_ring_full, d.xsk_rx_invalid_descs
     );
     if d.xdp_dropped > 0 {
-        println!("  XDP_DROP   {:>12} frames (--xdp-action drop)", d.xdp_dropped);
+        println!(
+            "  XDP_DROP   {:>12} frames (--xdp-action drop)",
+            d.xdp_dropped
+        );
     }
-    println!("  passed to the kernel (not matching: ARP, other ports): {}", r.xdp.passed);
+    println!(
+        "  passed to the kernel (not matching: ARP, other ports): {}",
+        r.xdp.passed
+    );
     for q in &r.queues {
         println!(
             "  queue {:>2}{}: rx {} batches {} empty_polls {} time_squeeze {} sleeps {} frames {}",
@@ -293,7 +339,11 @@ pub fn print_text(r: &SinkReport) {
             q.counters.rx_empty_polls,
             q.counters.time_squeeze,
             q.counters.idle_sleeps,
-            if q.frames.adds_up() { format!("all {} accounted for", q.frames.total) } else { format!("NOT accounted: {:?}", q.frames) }
+            if q.frames.adds_up() {
+                format!("all {} accounted for", q.frames.total)
+            } else {
+                format!("NOT accounted: {:?}", q.frames)
+            }
         );
     }
 }

@@ -81,7 +81,9 @@ impl Testbed {
     pub fn new(name: &str, queues: u32) -> Result<Self> {
         if name.is_empty()
             || name.len() > MAX_NAME
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             bail!("bad testbed name {name:?}: 1 to {MAX_NAME} characters of [A-Za-z0-9_-] (interface names are at most 15 bytes)");
         }
@@ -112,7 +114,11 @@ fn ip(args: &[&str]) -> Result<()> {
         .output()
         .context("running `ip` (install iproute2)")?;
     if !out.status.success() {
-        bail!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -122,13 +128,19 @@ fn ns_exists(ns: &str) -> bool {
 }
 
 fn link_queues(ns: &str, ifname: &str) -> Option<(u32, u32)> {
-    let out = Command::new("ip").args(["-n", ns, "-d", "-j", "link", "show", "dev", ifname]).output().ok()?;
+    let out = Command::new("ip")
+        .args(["-n", ns, "-d", "-j", "link", "show", "dev", ifname])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let l = v.get(0)?;
-    Some((l.get("num_tx_queues")?.as_u64()? as u32, l.get("num_rx_queues")?.as_u64()? as u32))
+    Some((
+        l.get("num_tx_queues")?.as_u64()? as u32,
+        l.get("num_rx_queues")?.as_u64()? as u32,
+    ))
 }
 
 /// True if the whole testbed exists with `queues` queues on both ends.
@@ -154,14 +166,45 @@ pub fn up(tb: &Testbed) -> Result<bool> {
         ip(&["netns", "add", &tb.ns_b])?;
         let q = tb.queues.to_string();
         ip(&[
-            "-n", &tb.ns_a, "link", "add", &tb.if_a, "numtxqueues", &q, "numrxqueues", &q, "type", "veth", "peer", "name",
-            &tb.if_b, "netns", &tb.ns_b, "numtxqueues", &q, "numrxqueues", &q,
+            "-n",
+            &tb.ns_a,
+            "link",
+            "add",
+            &tb.if_a,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &tb.if_b,
+            "netns",
+            &tb.ns_b,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
         ])?;
         let mtu = MTU.to_string();
-        for (ns, ifname, mac, addr) in [(&tb.ns_a, &tb.if_a, tb.mac_a, tb.ip_a), (&tb.ns_b, &tb.if_b, tb.mac_b, tb.ip_b)] {
-            ip(&["-n", ns, "link", "set", "dev", ifname, "address", mac, "mtu", &mtu])?;
+        for (ns, ifname, mac, addr) in [
+            (&tb.ns_a, &tb.if_a, tb.mac_a, tb.ip_a),
+            (&tb.ns_b, &tb.if_b, tb.mac_b, tb.ip_b),
+        ] {
+            ip(&[
+                "-n", ns, "link", "set", "dev", ifname, "address", mac, "mtu", &mtu,
+            ])?;
             sysctl(ns, &format!("net.ipv6.conf.{ifname}.disable_ipv6=1"));
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/{}", tb.prefix), "dev", ifname])?;
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/{}", tb.prefix),
+                "dev",
+                ifname,
+            ])?;
             ip(&["-n", ns, "link", "set", "dev", "lo", "up"])?;
             ip(&["-n", ns, "link", "set", "dev", ifname, "up"])?;
             // GRO on: needed for XDP_REDIRECT into a veth; best effort (ethtool optional).
@@ -215,13 +258,19 @@ pub struct Status {
 }
 
 fn xdp_of(ns: &str, ifname: &str) -> Option<String> {
-    let out = Command::new("ip").args(["-n", ns, "-d", "-j", "link", "show", "dev", ifname]).output().ok()?;
+    let out = Command::new("ip")
+        .args(["-n", ns, "-d", "-j", "link", "show", "dev", ifname])
+        .output()
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let x = v.get(0)?.get("xdp")?;
     Some(format!(
         "mode {} prog {}",
         x.get("mode").map(|m| m.to_string()).unwrap_or_default(),
-        x.get("prog").and_then(|p| p.get("id")).map(|m| m.to_string()).unwrap_or_default()
+        x.get("prog")
+            .and_then(|p| p.get("id"))
+            .map(|m| m.to_string())
+            .unwrap_or_default()
     ))
 }
 
@@ -229,7 +278,10 @@ pub fn status(tb: &Testbed) -> Status {
     let queues_a = link_queues(&tb.ns_a, &tb.if_a);
     let queues_b = link_queues(&tb.ns_b, &tb.if_b);
     Status {
-        testbed: Testbed { queues: queues_a.map(|q| q.0).unwrap_or(0), ..tb.clone() },
+        testbed: Testbed {
+            queues: queues_a.map(|q| q.0).unwrap_or(0),
+            ..tb.clone()
+        },
         up: queues_a.is_some() && queues_b.is_some(),
         ns_a_exists: ns_exists(&tb.ns_a),
         ns_b_exists: ns_exists(&tb.ns_b),
@@ -264,20 +316,38 @@ pub fn run(cmd: TestbedCmd) -> Result<()> {
                     "testbed {} {}: {}/{} [{} {}/{}] <-> {}/{} [{} {}/{}], {} queue(s)",
                     tb.name,
                     if created { "created" } else { "already up" },
-                    tb.ns_a, tb.if_a, tb.mac_a, tb.ip_a, tb.prefix,
-                    tb.ns_b, tb.if_b, tb.mac_b, tb.ip_b, tb.prefix,
+                    tb.ns_a,
+                    tb.if_a,
+                    tb.mac_a,
+                    tb.ip_a,
+                    tb.prefix,
+                    tb.ns_b,
+                    tb.if_b,
+                    tb.mac_b,
+                    tb.ip_b,
+                    tb.prefix,
                     tb.queues
                 );
-                println!("  run a command inside: ip netns exec {} skiff sink --iface {}", tb.ns_b, tb.if_b);
+                println!(
+                    "  run a command inside: ip netns exec {} skiff sink --iface {}",
+                    tb.ns_b, tb.if_b
+                );
             }
         }
         TestbedCmd::Down(a) => {
             let tb = Testbed::new(&a.name, 1)?;
             let removed = down(&tb)?;
             if a.json {
-                println!("{}", serde_json::json!({"removed": removed, "name": tb.name}));
+                println!(
+                    "{}",
+                    serde_json::json!({"removed": removed, "name": tb.name})
+                );
             } else {
-                println!("testbed {} {}", tb.name, if removed { "removed" } else { "was not there" });
+                println!(
+                    "testbed {} {}",
+                    tb.name,
+                    if removed { "removed" } else { "was not there" }
+                );
             }
         }
         TestbedCmd::Status(a) => {
@@ -288,9 +358,25 @@ pub fn run(cmd: TestbedCmd) -> Result<()> {
             } else if !s.ns_a_exists && !s.ns_b_exists {
                 println!("testbed {}: down", tb.name);
             } else {
-                println!("testbed {}: {}", tb.name, if s.up { "up" } else { "partial" });
-                println!("  {} / {}: queues (tx, rx) {:?}, xdp {}", tb.ns_a, tb.if_a, s.queues_a, s.xdp_a.as_deref().unwrap_or("none"));
-                println!("  {} / {}: queues (tx, rx) {:?}, xdp {}", tb.ns_b, tb.if_b, s.queues_b, s.xdp_b.as_deref().unwrap_or("none"));
+                println!(
+                    "testbed {}: {}",
+                    tb.name,
+                    if s.up { "up" } else { "partial" }
+                );
+                println!(
+                    "  {} / {}: queues (tx, rx) {:?}, xdp {}",
+                    tb.ns_a,
+                    tb.if_a,
+                    s.queues_a,
+                    s.xdp_a.as_deref().unwrap_or("none")
+                );
+                println!(
+                    "  {} / {}: queues (tx, rx) {:?}, xdp {}",
+                    tb.ns_b,
+                    tb.if_b,
+                    s.queues_b,
+                    s.xdp_b.as_deref().unwrap_or("none")
+                );
             }
         }
     }

@@ -49,8 +49,19 @@ impl Bed {
         // Unique per process and test: tests of concurrent CI jobs never collide.
         let name = format!("t{}{}", std::process::id() % 100_000, tag);
         assert!(name.len() <= 13, "testbed name too long: {name}");
-        let out = skiff(&["testbed", "up", "--name", &name, "--queues", &queues.to_string()]);
-        assert!(out.status.success(), "testbed up failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = skiff(&[
+            "testbed",
+            "up",
+            "--name",
+            &name,
+            "--queues",
+            &queues.to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "testbed up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Bed { name }
     }
     fn ns_a(&self) -> String {
@@ -67,14 +78,27 @@ impl Bed {
     }
     /// `skiff ARGS` inside namespace a or b.
     fn cmd(&self, side: char, args: &[&str]) -> Command {
-        let ns = if side == 'a' { self.ns_a() } else { self.ns_b() };
+        let ns = if side == 'a' {
+            self.ns_a()
+        } else {
+            self.ns_b()
+        };
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &ns, SKIFF]).args(args).stdin(Stdio::null());
+        c.args(["netns", "exec", &ns, SKIFF])
+            .args(args)
+            .stdin(Stdio::null());
         c
     }
     fn xdp_attached(&self, side: char) -> bool {
-        let (ns, ifname) = if side == 'a' { (self.ns_a(), self.if_a()) } else { (self.ns_b(), self.if_b()) };
-        let out = Command::new("ip").args(["-n", &ns, "-d", "link", "show", "dev", &ifname]).output().expect("ip");
+        let (ns, ifname) = if side == 'a' {
+            (self.ns_a(), self.if_a())
+        } else {
+            (self.ns_b(), self.if_b())
+        };
+        let out = Command::new("ip")
+            .args(["-n", &ns, "-d", "link", "show", "dev", &ifname])
+            .output()
+            .expect("ip");
         String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
     }
 }
@@ -86,7 +110,11 @@ impl Drop for Bed {
 }
 
 fn skiff(args: &[&str]) -> Output {
-    Command::new(SKIFF).args(args).stdin(Stdio::null()).output().expect("run skiff")
+    Command::new(SKIFF)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run skiff")
 }
 
 fn json_of(out: &Output, who: &str) -> Value {
@@ -96,8 +124,12 @@ fn json_of(out: &Output, who: &str) -> Value {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{who}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{who}: bad JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// Starts a sink in namespace b and waits until it is ready.
@@ -105,18 +137,36 @@ fn start_sink(bed: &Bed, extra: &[&str]) -> Child {
     let ready = std::env::temp_dir().join(format!("{}.ready", bed.name));
     let _ = std::fs::remove_file(&ready);
     let ifname = bed.if_b();
-    let mut args = vec!["sink", "--iface", ifname.as_str(), "--json", "--quiet", "--ready-file"];
+    let mut args = vec![
+        "sink",
+        "--iface",
+        ifname.as_str(),
+        "--json",
+        "--quiet",
+        "--ready-file",
+    ];
     let r = ready.to_string_lossy().to_string();
     args.push(&r);
     args.extend_from_slice(extra);
-    let mut child = bed.cmd('b', &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn sink");
+    let mut child = bed
+        .cmd('b', &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sink");
     let start = Instant::now();
     while !ready.exists() {
         if let Some(st) = child.try_wait().expect("try_wait") {
             let out = child.wait_with_output().expect("output");
-            panic!("sink exited before ready ({st}): {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "sink exited before ready ({st}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "sink not ready in 15 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "sink not ready in 15 s"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = std::fs::remove_file(&ready);
@@ -130,7 +180,15 @@ fn finish(child: Child, who: &str) -> Value {
 
 fn gen(bed: &Bed, extra: &[&str]) -> Value {
     let ifname = bed.if_a();
-    let mut args = vec!["gen", "--iface", ifname.as_str(), "--dst-ip", "198.18.0.2", "--json", "--quiet"];
+    let mut args = vec![
+        "gen",
+        "--iface",
+        ifname.as_str(),
+        "--dst-ip",
+        "198.18.0.2",
+        "--json",
+        "--quiet",
+    ];
     args.extend_from_slice(extra);
     json_of(&bed.cmd('a', &args).output().expect("gen"), "gen")
 }
@@ -140,7 +198,8 @@ fn u(v: &Value, path: &[&str]) -> u64 {
     for p in path {
         x = &x[*p];
     }
-    x.as_u64().unwrap_or_else(|| panic!("{path:?} missing in {v}"))
+    x.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
 }
 
 #[test]
@@ -170,10 +229,32 @@ fn two_queues_each_carry_their_share() {
     let _s = serial();
     let bed = Bed::up("mq", 2);
     let sink = start_sink(&bed, &["--count", "20000", "--duration", "30"]);
-    let g = gen(&bed, &["--queues", "0-1", "--count", "20000", "--rate", "50k", "--dst-mac", "02:00:c6:12:00:02"]);
+    let g = gen(
+        &bed,
+        &[
+            "--queues",
+            "0-1",
+            "--count",
+            "20000",
+            "--rate",
+            "50k",
+            "--dst-mac",
+            "02:00:c6:12:00:02",
+        ],
+    );
     let s = finish(sink, "sink");
-    let gq: Vec<u64> = g["queues"].as_array().unwrap().iter().map(|q| q["tx_packets"].as_u64().unwrap()).collect();
-    let sq: Vec<u64> = s["queues"].as_array().unwrap().iter().map(|q| q["rx_packets"].as_u64().unwrap()).collect();
+    let gq: Vec<u64> = g["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["tx_packets"].as_u64().unwrap())
+        .collect();
+    let sq: Vec<u64> = s["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["rx_packets"].as_u64().unwrap())
+        .collect();
     assert_eq!(gq, vec![10_000, 10_000], "{g}");
     // Native XDP on veth: rx_queue_index is the sender's TX queue.
     assert_eq!(sq, vec![10_000, 10_000], "{s}");
@@ -183,8 +264,21 @@ fn two_queues_each_carry_their_share() {
 fn skb_mode_forced_and_automatic_fallback() {
     let _s = serial();
     let bed = Bed::up("skb", 1);
-    let sink = start_sink(&bed, &["--xdp-mode", "skb", "--count", "10000", "--duration", "30"]);
-    let g = gen(&bed, &["--count", "10000", "--rate", "50k", "--dst-mac", "02:00:c6:12:00:02"]);
+    let sink = start_sink(
+        &bed,
+        &["--xdp-mode", "skb", "--count", "10000", "--duration", "30"],
+    );
+    let g = gen(
+        &bed,
+        &[
+            "--count",
+            "10000",
+            "--rate",
+            "50k",
+            "--dst-mac",
+            "02:00:c6:12:00:02",
+        ],
+    );
     let s = finish(sink, "sink");
     assert_eq!(s["xdp_mode"], "skb");
     assert_eq!(u(&g, &["tx_packets"]), 10_000);
@@ -192,13 +286,39 @@ fn skb_mode_forced_and_automatic_fallback() {
 
     // A bridge has no native XDP: auto mode falls back to SKB mode and says why.
     let ns = bed.ns_b();
-    let ok = Command::new("ip").args(["-n", &ns, "link", "add", "skbr0", "type", "bridge"]).status().unwrap();
+    let ok = Command::new("ip")
+        .args(["-n", &ns, "link", "add", "skbr0", "type", "bridge"])
+        .status()
+        .unwrap();
     assert!(ok.success());
-    Command::new("ip").args(["-n", &ns, "link", "set", "skbr0", "up"]).status().unwrap();
-    let out = bed.cmd('b', &["sink", "--iface", "skbr0", "--duration", "300ms", "--json", "--quiet"]).output().unwrap();
+    Command::new("ip")
+        .args(["-n", &ns, "link", "set", "skbr0", "up"])
+        .status()
+        .unwrap();
+    let out = bed
+        .cmd(
+            'b',
+            &[
+                "sink",
+                "--iface",
+                "skbr0",
+                "--duration",
+                "300ms",
+                "--json",
+                "--quiet",
+            ],
+        )
+        .output()
+        .unwrap();
     let v = json_of(&out, "sink on a bridge");
     assert_eq!(v["xdp_mode"], "skb");
-    assert!(v["xdp_fallback_reason"].as_str().unwrap_or("").contains("no native XDP"), "{v}");
+    assert!(
+        v["xdp_fallback_reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no native XDP"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -210,14 +330,31 @@ fn kill_9_leaves_nothing_attached_and_next_run_works() {
             start_sink(&bed, &[])
         } else {
             let c = bed
-                .cmd('a', &["gen", "--iface", &bed.if_a(), "--dst-ip", "198.18.0.2", "--dst-mac", "02:00:c6:12:00:02", "--rate", "10k", "--quiet"])
+                .cmd(
+                    'a',
+                    &[
+                        "gen",
+                        "--iface",
+                        &bed.if_a(),
+                        "--dst-ip",
+                        "198.18.0.2",
+                        "--dst-mac",
+                        "02:00:c6:12:00:02",
+                        "--rate",
+                        "10k",
+                        "--quiet",
+                    ],
+                )
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
             let start = Instant::now();
             while !bed.xdp_attached('a') {
-                assert!(start.elapsed() < Duration::from_secs(10), "gen never attached");
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "gen never attached"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
             c
@@ -227,13 +364,26 @@ fn kill_9_leaves_nothing_attached_and_next_run_works() {
         child.wait().unwrap();
         let start = Instant::now();
         while bed.xdp_attached(side) {
-            assert!(start.elapsed() < Duration::from_secs(5), "XDP program still attached after kill -9 on side {side}");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "XDP program still attached after kill -9 on side {side}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
     // The next run binds the same queue (EBUSY retried) and works.
     let sink = start_sink(&bed, &["--count", "1000", "--duration", "30"]);
-    gen(&bed, &["--count", "1000", "--rate", "20k", "--dst-mac", "02:00:c6:12:00:02"]);
+    gen(
+        &bed,
+        &[
+            "--count",
+            "1000",
+            "--rate",
+            "20k",
+            "--dst-mac",
+            "02:00:c6:12:00:02",
+        ],
+    );
     assert_eq!(u(&finish(sink, "sink"), &["rx_packets"]), 1000);
 }
 
@@ -242,21 +392,44 @@ fn ctrl_c_stops_with_a_summary_and_accounts_for_every_frame() {
     let _s = serial();
     let bed = Bed::up("cc", 1);
     let child = bed
-        .cmd('a', &["gen", "--iface", &bed.if_a(), "--dst-ip", "198.18.0.2", "--dst-mac", "02:00:c6:12:00:02", "--json", "--quiet"])
+        .cmd(
+            'a',
+            &[
+                "gen",
+                "--iface",
+                &bed.if_a(),
+                "--dst-ip",
+                "198.18.0.2",
+                "--dst-mac",
+                "02:00:c6:12:00:02",
+                "--json",
+                "--quiet",
+            ],
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let g = finish(child, "gen after SIGINT");
     assert_eq!(g["stopped_by"], "signal");
     assert!(u(&g, &["tx_packets"]) > 0);
-    assert_eq!(u(&g, &["tx_packets"]), u(&g, &["completed"]) + u(&g, &["never_completed"]));
+    assert_eq!(
+        u(&g, &["tx_packets"]),
+        u(&g, &["completed"]) + u(&g, &["never_completed"])
+    );
     assert_eq!(g["frames_accounted"], true, "{g}");
     let f = &g["queues"][0]["frames"];
     assert_eq!(u(f, &["held_by_app"]), 0);
-    assert_eq!(u(f, &["in_tx_ring"]) + u(f, &["awaiting_completion"]), 0, "all TX frames reclaimed: {f}");
+    assert_eq!(
+        u(f, &["in_tx_ring"]) + u(f, &["awaiting_completion"]),
+        0,
+        "all TX frames reclaimed: {f}"
+    );
     assert!(!bed.xdp_attached('a'));
 }
 
@@ -266,34 +439,182 @@ fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
     let bed = Bed::up("bad", 1);
     let a = bed.if_a();
     let cases: &[(&[&str], &str)] = &[
-        (&["gen", "--iface", "nope0", "--dst-ip", "198.18.0.2"], "unknown interface \"nope0\""),
-        (&["gen", "--iface", &a, "--queues", "3", "--dst-ip", "198.18.0.2"], "queue 3 is beyond"),
-        (&["gen", "--iface", &a, "--dst-mac", "02:00:zz:00:00:01", "--dst-ip", "198.18.0.2"], "bad --dst-mac"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.256"], "bad --dst-ip"),
-        (&["gen", "--iface", &a, "--src-ip", "1.2.3", "--dst-ip", "198.18.0.2"], "bad --src-ip"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.2", "--size", "63"], "at least 64"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.2", "--size", "1519"], "MTU"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.2", "--duration=-1"], "bad duration"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.2", "--duration", "soon"], "bad duration"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.2", "--count", "0"], "--count 0"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.2", "--count", "many"], "bad count"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.2", "--rate", "0"], "bad rate"),
-        (&["gen", "--iface", &a, "--dst-ip", "198.18.0.99", "--count", "1"], "no ARP reply"),
-        (&["sink", "--iface", &a, "--cpus", "99"], "cpu 99 does not exist"),
+        (
+            &["gen", "--iface", "nope0", "--dst-ip", "198.18.0.2"],
+            "unknown interface \"nope0\"",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--queues",
+                "3",
+                "--dst-ip",
+                "198.18.0.2",
+            ],
+            "queue 3 is beyond",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-mac",
+                "02:00:zz:00:00:01",
+                "--dst-ip",
+                "198.18.0.2",
+            ],
+            "bad --dst-mac",
+        ),
+        (
+            &["gen", "--iface", &a, "--dst-ip", "198.18.0.256"],
+            "bad --dst-ip",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--src-ip",
+                "1.2.3",
+                "--dst-ip",
+                "198.18.0.2",
+            ],
+            "bad --src-ip",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-ip",
+                "198.18.0.2",
+                "--size",
+                "63",
+            ],
+            "at least 64",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-ip",
+                "198.18.0.2",
+                "--size",
+                "1519",
+            ],
+            "MTU",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-ip",
+                "198.18.0.2",
+                "--duration=-1",
+            ],
+            "bad duration",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-ip",
+                "198.18.0.2",
+                "--duration",
+                "soon",
+            ],
+            "bad duration",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-ip",
+                "198.18.0.2",
+                "--count",
+                "0",
+            ],
+            "--count 0",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-ip",
+                "198.18.0.2",
+                "--count",
+                "many",
+            ],
+            "bad count",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-ip",
+                "198.18.0.2",
+                "--rate",
+                "0",
+            ],
+            "bad rate",
+        ),
+        (
+            &[
+                "gen",
+                "--iface",
+                &a,
+                "--dst-ip",
+                "198.18.0.99",
+                "--count",
+                "1",
+            ],
+            "no ARP reply",
+        ),
+        (
+            &["sink", "--iface", &a, "--cpus", "99"],
+            "cpu 99 does not exist",
+        ),
     ];
     for (args, want) in cases {
         let out = bed.cmd('a', args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(err.contains(want), "{args:?}: expected {want:?} in {err:?}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: one line, got {err:?}"
+        );
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
         assert!(!bed.xdp_attached('a'), "{args:?} left XDP attached");
     }
 
     // Peer MTU too large for native XDP on veth: the 3506 limit is explained.
-    Command::new("ip").args(["-n", &bed.ns_b(), "link", "set", "dev", &bed.if_b(), "mtu", "4000"]).status().unwrap();
-    let out = bed.cmd('a', &["sink", "--iface", &a, "--duration", "1"]).output().unwrap();
+    Command::new("ip")
+        .args([
+            "-n",
+            &bed.ns_b(),
+            "link",
+            "set",
+            "dev",
+            &bed.if_b(),
+            "mtu",
+            "4000",
+        ])
+        .status()
+        .unwrap();
+    let out = bed
+        .cmd('a', &["sink", "--iface", &a, "--duration", "1"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("3506"), "{err}");
@@ -301,12 +622,24 @@ fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
 
     // Not root: the missing capabilities are named.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", SKIFF, "sink", "--iface", "lo"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            SKIFF,
+            "sink",
+            "--iface",
+            "lo",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("CAP_NET_ADMIN") && err.contains("CAP_BPF"), "{err}");
+    assert!(
+        err.contains("CAP_NET_ADMIN") && err.contains("CAP_BPF"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -320,8 +653,18 @@ fn demo_json_adds_up_with_zero_drops_and_cleans_up() {
     assert_eq!(acc["adds_up"], true, "{acc}");
     assert_eq!(u(acc, &["dropped_total"]), 0, "{acc}");
     assert_eq!(u(acc, &["sent"]), 200_000, "100 kpps for 2 s");
-    assert_eq!(u(&d, &["sink", "rx_packets"]), u(&d, &["gen", "tx_packets"]));
-    let ns = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).to_string();
+    assert_eq!(
+        u(&d, &["sink", "rx_packets"]),
+        u(&d, &["gen", "tx_packets"])
+    );
+    let ns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
     assert!(!ns.contains(&name), "demo left namespaces behind: {ns}");
 }
 
@@ -329,15 +672,26 @@ fn demo_json_adds_up_with_zero_drops_and_cleans_up() {
 fn testbed_is_idempotent_and_down_removes_everything() {
     let _s = serial();
     let bed = Bed::up("tb", 2);
-    let again = skiff(&["testbed", "up", "--name", &bed.name, "--queues", "2", "--json"]);
+    let again = skiff(&[
+        "testbed", "up", "--name", &bed.name, "--queues", "2", "--json",
+    ]);
     let v = json_of(&again, "testbed up again");
     assert_eq!(v["created"], false);
-    let st = json_of(&skiff(&["testbed", "status", "--name", &bed.name, "--json"]), "status");
+    let st = json_of(
+        &skiff(&["testbed", "status", "--name", &bed.name, "--json"]),
+        "status",
+    );
     assert_eq!(st["up"], true);
     assert_eq!(st["queues_a"], serde_json::json!([2, 2]));
-    let down = json_of(&skiff(&["testbed", "down", "--name", &bed.name, "--json"]), "down");
+    let down = json_of(
+        &skiff(&["testbed", "down", "--name", &bed.name, "--json"]),
+        "down",
+    );
     assert_eq!(down["removed"], true);
-    let st = json_of(&skiff(&["testbed", "status", "--name", &bed.name, "--json"]), "status");
+    let st = json_of(
+        &skiff(&["testbed", "status", "--name", &bed.name, "--json"]),
+        "status",
+    );
     assert_eq!(st["ns_a_exists"], false);
     assert_eq!(st["ns_b_exists"], false);
 }

@@ -144,7 +144,10 @@ impl Counter {
         let mut q = [0u8; 8];
         p.copy_from_slice(&b[0..8]);
         q.copy_from_slice(&b[8..16]);
-        Counter { packets: u64::from_ne_bytes(p), bytes: u64::from_ne_bytes(q) }
+        Counter {
+            packets: u64::from_ne_bytes(p),
+            bytes: u64::from_ne_bytes(q),
+        }
     }
 }
 
@@ -163,7 +166,13 @@ mod tests {
 
     #[test]
     fn config_layout_round_trip() {
-        let c = Config { flags: 3, port_lo: 9000, port_hi: 9099, action: 1, reserved: 0 };
+        let c = Config {
+            flags: 3,
+            port_lo: 9000,
+            port_hi: 9099,
+            action: 1,
+            reserved: 0,
+        };
         let b = c.to_bytes();
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 9000);
         assert_eq!(u32::from_ne_bytes([b[8], b[9], b[10], b[11]]), 1);
@@ -174,6 +183,12 @@ mod tests {
         let mut b = [0u8; 16];
         b[0..8].copy_from_slice(&7u64.to_ne_bytes());
         b[8..16].copy_from_slice(&420u64.to_ne_bytes());
-        assert_eq!(Counter::from_bytes(&b), Counter { packets: 7, bytes: 420 });
+        assert_eq!(
+            Counter::from_bytes(&b),
+            Counter {
+                packets: 7,
+                bytes: 420
+            }
+        );
     }
 }

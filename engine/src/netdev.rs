@@ -13,7 +13,9 @@ pub fn exists(ifname: &str) -> bool {
 }
 
 fn read_trim(ifname: &str, rel: &str) -> Option<String> {
-    fs::read_to_string(dev_dir(ifname).join(rel)).ok().map(|s| s.trim().to_owned())
+    fs::read_to_string(dev_dir(ifname).join(rel))
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 /// Interface index.
@@ -53,7 +55,9 @@ pub fn tx_queues(ifname: &str) -> u32 {
 
 /// A counter from `statistics/` (`tx_dropped`, `rx_packets`, ...); 0 if unreadable.
 pub fn stat(ifname: &str, name: &str) -> u64 {
-    read_trim(ifname, &format!("statistics/{name}")).and_then(|s| s.parse().ok()).unwrap_or(0)
+    read_trim(ifname, &format!("statistics/{name}"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The IPv4 address of `ifname` in this namespace and its prefix length, from `ip -j`
@@ -64,7 +68,10 @@ pub fn ipv4_addr(ifname: &str) -> Option<([u8; 4], u8)> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let cidr = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
     let (a, p) = cidr.split_once('/')?;
     Some((crate::wire::parse_ipv4(a)?, p.parse().ok()?))
 }

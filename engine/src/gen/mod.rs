@@ -13,7 +13,9 @@ pub fn split_exact(total: u64, parts: usize) -> Vec<u64> {
         return Vec::new();
     }
     let p = parts as u64;
-    (0..p).map(|i| total / p + u64::from(i < total % p)).collect()
+    (0..p)
+        .map(|i| total / p + u64::from(i < total % p))
+        .collect()
 }
 
 /// Splits a rate in packets/s over `parts` queues so the shares add up to the total.

@@ -53,12 +53,26 @@ mod tests {
         assert_eq!(p.due(Duration::from_micros(10), 0), 1);
         assert_eq!(p.due(Duration::from_millis(1), 0), 100);
         assert_eq!(p.due(Duration::from_millis(1), 60), 40);
-        assert_eq!(p.due(Duration::from_millis(1), 200), 0, "ahead of schedule: nothing due");
+        assert_eq!(
+            p.due(Duration::from_millis(1), 200),
+            0,
+            "ahead of schedule: nothing due"
+        );
         assert_eq!(p.due(Duration::from_secs(10), 0), 1_000_000);
         assert_eq!(p.next_due(0), Duration::from_micros(10));
         assert_eq!(p.burst(Duration::from_micros(100), 64), 10);
-        assert_eq!(Pacer::new(10.0).unwrap().burst(Duration::from_micros(100), 64), 1);
-        assert_eq!(Pacer::new(1e9).unwrap().burst(Duration::from_micros(100), 64), 64);
+        assert_eq!(
+            Pacer::new(10.0)
+                .unwrap()
+                .burst(Duration::from_micros(100), 64),
+            1
+        );
+        assert_eq!(
+            Pacer::new(1e9)
+                .unwrap()
+                .burst(Duration::from_micros(100), 64),
+            64
+        );
     }
 
     #[test]

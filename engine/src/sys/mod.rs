@@ -222,14 +222,18 @@ impl XskSocket {
         opts: SocketOptions,
     ) -> Result<Self, SyscallError> {
         let iface = Interface::new(
-            CString::new(ifname).map_err(|_| invalid("bind", format!("interface name {ifname:?}")))?,
+            CString::new(ifname)
+                .map_err(|_| invalid("bind", format!("interface name {ifname:?}")))?,
         );
         let rx_size = QueueSize::new(opts.rx_size)
             .map_err(|e| invalid("bind", format!("rx ring size: {e}")))?;
         let tx_size = QueueSize::new(opts.tx_size)
             .map_err(|e| invalid("bind", format!("tx ring size: {e}")))?;
         let modes: &[(BindMode, BindFlags)] = if opts.try_zero_copy {
-            &[(BindMode::ZeroCopy, BindFlags::XDP_ZEROCOPY), (BindMode::Copy, BindFlags::XDP_COPY)]
+            &[
+                (BindMode::ZeroCopy, BindFlags::XDP_ZEROCOPY),
+                (BindMode::Copy, BindFlags::XDP_COPY),
+            ]
         } else {
             &[(BindMode::Copy, BindFlags::XDP_COPY)]
         };
@@ -248,10 +252,20 @@ impl XskSocket {
                 Ok((tx, rx, rings)) => {
                     // Not shared, so xsk-rs hands this socket the area's fill/completion rings.
                     let Some((fill, comp)) = rings else {
-                        return Err(invalid("bind", "UMEM already bound to another socket".into()));
+                        return Err(invalid(
+                            "bind",
+                            "UMEM already bound to another socket".into(),
+                        ));
                     };
                     let scratch = Vec::with_capacity(opts.tx_size.max(opts.rx_size) as usize);
-                    return Ok(XskSocket { tx, rx, fill, comp, scratch, mode });
+                    return Ok(XskSocket {
+                        tx,
+                        rx,
+                        fill,
+                        comp,
+                        scratch,
+                        mode,
+                    });
                 }
                 Err(e) => {
                     let errno = std::error::Error::source(&e)
@@ -263,7 +277,12 @@ impl XskSocket {
                     let err = SyscallError::new("xsk_socket__create", source);
                     // Zero-copy unsupported (veth, generic XDP): fall through to copy mode.
                     let zc_refused = mode == BindMode::ZeroCopy
-                        && matches!(errno, Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::EPROTONOSUPPORT));
+                        && matches!(
+                            errno,
+                            Some(libc::EOPNOTSUPP)
+                                | Some(libc::EINVAL)
+                                | Some(libc::EPROTONOSUPPORT)
+                        );
                     if !zc_refused {
                         return Err(err);
                     }
@@ -302,7 +321,10 @@ impl XskSocket {
         if rc == 0 {
             Ok(())
         } else {
-            Err(SyscallError::new("setsockopt(XDP_MAX_TX_SKB_BUDGET)", io::Error::last_os_error()))
+            Err(SyscallError::new(
+                "setsockopt(XDP_MAX_TX_SKB_BUDGET)",
+                io::Error::last_os_error(),
+            ))
         }
     }
 
@@ -359,7 +381,9 @@ impl XskSocket {
     /// Waits up to `timeout_ms` for the RX ring (POLLIN); also wakes the kernel for the
     /// fill ring. Returns true if readable.
     pub fn poll_rx(&mut self, timeout_ms: i32) -> Result<bool, SyscallError> {
-        self.rx.poll(timeout_ms).map_err(|e| SyscallError::new("poll", e))
+        self.rx
+            .poll(timeout_ms)
+            .map_err(|e| SyscallError::new("poll", e))
     }
 
     /// Free slots in the TX ring (up to `want`).
@@ -431,4 +455,3 @@ impl XskSocket {
         })
     }
 }
-

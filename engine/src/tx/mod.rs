@@ -117,7 +117,9 @@ pub fn run_tx(
             let burst = p.burst(PACING_BURST, batch);
             if due < burst.min(want) && pending.is_empty() {
                 c.pacing_waits += 1;
-                let wait = p.next_due(c.tx_packets + burst.min(want) as u64 - 1).saturating_sub(elapsed);
+                let wait = p
+                    .next_due(c.tx_packets + burst.min(want) as u64 - 1)
+                    .saturating_sub(elapsed);
                 wait_until_due(wait, cfg.deadline);
                 published.publish(c);
                 continue;

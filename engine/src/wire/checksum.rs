@@ -34,8 +34,10 @@ pub fn checksum(data: &[u8], initial: u32) -> u16 {
 #[inline]
 pub fn pseudo_v4(src: [u8; 4], dst: [u8; 4], proto: u8, l4_len: u16) -> u32 {
     let mut acc = 0u64;
-    acc += u16::from_be_bytes([src[0], src[1]]) as u64 + u16::from_be_bytes([src[2], src[3]]) as u64;
-    acc += u16::from_be_bytes([dst[0], dst[1]]) as u64 + u16::from_be_bytes([dst[2], dst[3]]) as u64;
+    acc +=
+        u16::from_be_bytes([src[0], src[1]]) as u64 + u16::from_be_bytes([src[2], src[3]]) as u64;
+    acc +=
+        u16::from_be_bytes([dst[0], dst[1]]) as u64 + u16::from_be_bytes([dst[2], dst[3]]) as u64;
     acc += proto as u64 + l4_len as u64;
     fold(acc)
 }
@@ -64,12 +66,16 @@ mod tests {
     fn known_ipv4_header() {
         // A classic header (Wikipedia's IPv4 checksum example): checksum 0xb861.
         let mut h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0,
-            0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
         ];
         assert_eq!(checksum(&h, 0), 0xb861);
         h[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
-        assert_eq!(sum(&h, 0), 0xffff, "a header with its checksum sums to all ones");
+        assert_eq!(
+            sum(&h, 0),
+            0xffff,
+            "a header with its checksum sums to all ones"
+        );
     }
 
     #[test]

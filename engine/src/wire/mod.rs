@@ -51,7 +51,10 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn fmt_mac(m: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
 /// Parses a dotted-quad IPv4 address.
@@ -66,8 +69,18 @@ mod tests {
     #[test]
     fn macs() {
         assert_eq!(parse_mac("02:00:00:00:00:01"), Some([2, 0, 0, 0, 0, 1]));
-        assert_eq!(parse_mac("02-aa-BB-00-00-ff"), Some([2, 0xaa, 0xbb, 0, 0, 0xff]));
-        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:01:02", "zz:00:00:00:00:01", "002:00:00:00:00:01", "02::00:00:00:01"] {
+        assert_eq!(
+            parse_mac("02-aa-BB-00-00-ff"),
+            Some([2, 0xaa, 0xbb, 0, 0, 0xff])
+        );
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:01:02",
+            "zz:00:00:00:00:01",
+            "002:00:00:00:00:01",
+            "02::00:00:00:01",
+        ] {
             assert_eq!(parse_mac(bad), None, "{bad:?}");
         }
         assert_eq!(fmt_mac([2, 0xaa, 0, 0, 0, 1]), "02:aa:00:00:00:01");

@@ -131,18 +131,28 @@ pub fn force_detach_netlink(ifname: &str) {
 /// with the filter disabled: call [`XdpAttachment::set_config`] once sockets are in place.
 pub fn attach(ifname: &str, choice: ModeChoice, force: bool) -> Result<XdpAttachment, XdpError> {
     if !netdev::exists(ifname) {
-        return Err(XdpError::NoSuchInterface { ifname: ifname.to_owned() });
+        return Err(XdpError::NoSuchInterface {
+            ifname: ifname.to_owned(),
+        });
     }
     let mut ebpf = Ebpf::load(skiff_ebpf::OBJECT).map_err(|e| XdpError::Load(chain(&e)))?;
     let prog: &mut Xdp = ebpf
         .program_mut(skiff_ebpf::PROGRAM_NAME)
-        .ok_or_else(|| XdpError::Load(format!("no program {} in the object", skiff_ebpf::PROGRAM_NAME)))?
+        .ok_or_else(|| {
+            XdpError::Load(format!(
+                "no program {} in the object",
+                skiff_ebpf::PROGRAM_NAME
+            ))
+        })?
         .try_into()
         .map_err(|e: ProgramError| XdpError::Load(chain(&e)))?;
     prog.load().map_err(|e| XdpError::Load(chain(&e)))?;
 
     let tries: &[(AttachedMode, AyaMode)] = match choice {
-        ModeChoice::Auto => &[(AttachedMode::Driver, AyaMode::Driver), (AttachedMode::Skb, AyaMode::Skb)],
+        ModeChoice::Auto => &[
+            (AttachedMode::Driver, AyaMode::Driver),
+            (AttachedMode::Skb, AyaMode::Skb),
+        ],
         ModeChoice::Driver => &[(AttachedMode::Driver, AyaMode::Driver)],
         ModeChoice::Skb => &[(AttachedMode::Skb, AyaMode::Skb)],
     };
@@ -166,18 +176,29 @@ pub fn attach(ifname: &str, choice: ModeChoice, force: bool) -> Result<XdpAttach
                         continue; // same mode again
                     }
                     Some(libc::EBUSY) | Some(libc::EEXIST) if forced => {
-                        return Err(XdpError::HeldByLink { ifname: ifname.to_owned() })
+                        return Err(XdpError::HeldByLink {
+                            ifname: ifname.to_owned(),
+                        })
                     }
                     Some(libc::EBUSY) | Some(libc::EEXIST) => {
-                        return Err(XdpError::AlreadyAttached { ifname: ifname.to_owned(), detail: String::new() })
+                        return Err(XdpError::AlreadyAttached {
+                            ifname: ifname.to_owned(),
+                            detail: String::new(),
+                        })
                     }
                     Some(libc::ERANGE) if mode == AttachedMode::Driver => {
-                        return Err(XdpError::PeerMtuTooLarge { ifname: ifname.to_owned() })
+                        return Err(XdpError::PeerMtuTooLarge {
+                            ifname: ifname.to_owned(),
+                        })
                     }
                     Some(libc::ENOSPC) if mode == AttachedMode::Driver => {
-                        return Err(XdpError::TooFewRxQueues { ifname: ifname.to_owned() })
+                        return Err(XdpError::TooFewRxQueues {
+                            ifname: ifname.to_owned(),
+                        })
                     }
-                    Some(libc::EOPNOTSUPP) if mode == AttachedMode::Driver && choice == ModeChoice::Auto => {
+                    Some(libc::EOPNOTSUPP)
+                        if mode == AttachedMode::Driver && choice == ModeChoice::Auto =>
+                    {
                         fallback_reason = Some(format!("{ifname}'s driver has no native XDP"));
                     }
                     _ if choice == ModeChoice::Auto && mode == AttachedMode::Driver => {
@@ -208,18 +229,30 @@ pub fn attach(ifname: &str, choice: ModeChoice, force: bool) -> Result<XdpAttach
         Err(_) => {
             // aya attached through netlink: undo it, it would survive a crash.
             force_detach_netlink(ifname);
-            return Err(XdpError::NoBpfLink { ifname: ifname.to_owned() });
+            return Err(XdpError::NoBpfLink {
+                ifname: ifname.to_owned(),
+            });
         }
     };
 
-    let map_err = |map: &'static str| move |e: aya::maps::MapError| XdpError::Map { map, message: chain(&e) };
-    let take = |ebpf: &mut Ebpf, name: &'static str| {
-        ebpf.take_map(name).ok_or_else(|| XdpError::Map { map: "object", message: format!("no map {name}") })
+    let map_err = |map: &'static str| {
+        move |e: aya::maps::MapError| XdpError::Map {
+            map,
+            message: chain(&e),
+        }
     };
-    let config = Array::try_from(take(&mut ebpf, skiff_ebpf::CONFIG_MAP)?).map_err(map_err("skiff_config"))?;
-    let xsks = XskMap::try_from(take(&mut ebpf, skiff_ebpf::XSKS_MAP)?).map_err(map_err("skiff_xsks"))?;
-    let counters =
-        PerCpuArray::try_from(take(&mut ebpf, skiff_ebpf::COUNTERS_MAP)?).map_err(map_err("skiff_counters"))?;
+    let take = |ebpf: &mut Ebpf, name: &'static str| {
+        ebpf.take_map(name).ok_or_else(|| XdpError::Map {
+            map: "object",
+            message: format!("no map {name}"),
+        })
+    };
+    let config = Array::try_from(take(&mut ebpf, skiff_ebpf::CONFIG_MAP)?)
+        .map_err(map_err("skiff_config"))?;
+    let xsks =
+        XskMap::try_from(take(&mut ebpf, skiff_ebpf::XSKS_MAP)?).map_err(map_err("skiff_xsks"))?;
+    let counters = PerCpuArray::try_from(take(&mut ebpf, skiff_ebpf::COUNTERS_MAP)?)
+        .map_err(map_err("skiff_counters"))?;
     Ok(XdpAttachment {
         ifname: ifname.to_owned(),
         mode,
@@ -234,7 +267,10 @@ pub fn attach(ifname: &str, choice: ModeChoice, force: bool) -> Result<XdpAttach
 
 impl std::fmt::Debug for XdpAttachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XdpAttachment").field("ifname", &self.ifname).field("mode", &self.mode).finish_non_exhaustive()
+        f.debug_struct("XdpAttachment")
+            .field("ifname", &self.ifname)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -256,7 +292,10 @@ impl XdpAttachment {
     pub fn set_config(&mut self, cfg: Config) -> Result<(), XdpError> {
         self.config
             .set(0, cfg.to_bytes(), 0)
-            .map_err(|e| XdpError::Map { map: "skiff_config", message: chain(&e) })
+            .map_err(|e| XdpError::Map {
+                map: "skiff_config",
+                message: chain(&e),
+            })
     }
 
     /// Puts a socket at `queue` of the XSKMAP.
@@ -264,14 +303,18 @@ impl XdpAttachment {
         if queue >= skiff_ebpf::MAX_QUEUES {
             return Err(XdpError::Map {
                 map: "skiff_xsks",
-                message: format!("queue {queue} beyond the map's {} entries", skiff_ebpf::MAX_QUEUES),
+                message: format!(
+                    "queue {queue} beyond the map's {} entries",
+                    skiff_ebpf::MAX_QUEUES
+                ),
             });
         }
         // SAFETY-free: aya takes the fd by AsRawFd; the socket outlives the attachment's
         // use of it (the map entry is removed by the kernel when the socket closes).
-        self.xsks
-            .set(queue, fd, 0)
-            .map_err(|e| XdpError::Map { map: "skiff_xsks", message: chain(&e) })
+        self.xsks.set(queue, fd, 0).map_err(|e| XdpError::Map {
+            map: "skiff_xsks",
+            message: chain(&e),
+        })
     }
 
     /// Counters summed over CPUs.

@@ -68,7 +68,9 @@ impl XskConfig {
             if v.is_power_of_two() {
                 Ok(())
             } else {
-                Err(XskError::Config(format!("{name} {v} is not a power of two")))
+                Err(XskError::Config(format!(
+                    "{name} {v} is not a power of two"
+                )))
             }
         };
         pow2("fill ring size", self.fill_size)?;
@@ -76,7 +78,10 @@ impl XskConfig {
         pow2("rx ring size", self.rx_size)?;
         pow2("tx ring size", self.tx_size)?;
         if self.frame_size != 2048 && self.frame_size != 4096 {
-            return Err(XskError::Config(format!("frame size {} (use 2048 or 4096)", self.frame_size)));
+            return Err(XskError::Config(format!(
+                "frame size {} (use 2048 or 4096)",
+                self.frame_size
+            )));
         }
         if self.frames < self.fill_size.max(self.tx_size) {
             return Err(XskError::Config(format!(
@@ -111,7 +116,12 @@ pub struct FrameAccounting {
 impl FrameAccounting {
     /// free + fill + rx + app + tx + awaiting completion == total.
     pub fn adds_up(&self) -> bool {
-        self.free + self.in_fill_ring + self.in_rx_ring + self.held_by_app + self.in_tx_ring + self.awaiting_completion
+        self.free
+            + self.in_fill_ring
+            + self.in_rx_ring
+            + self.held_by_app
+            + self.in_tx_ring
+            + self.awaiting_completion
             == self.total
     }
 }
@@ -141,11 +151,17 @@ impl XskQueue {
     pub fn open(ifname: &str, queue: u32, cfg: &XskConfig) -> Result<Self, XskError> {
         cfg.validate()?;
         if !netdev::exists(ifname) {
-            return Err(XskError::NoSuchInterface { ifname: ifname.to_owned() });
+            return Err(XskError::NoSuchInterface {
+                ifname: ifname.to_owned(),
+            });
         }
         let count = netdev::rx_queues(ifname).max(netdev::tx_queues(ifname));
         if count > 0 && queue >= count {
-            return Err(XskError::QueueOutOfRange { ifname: ifname.to_owned(), queue, count });
+            return Err(XskError::QueueOutOfRange {
+                ifname: ifname.to_owned(),
+                queue,
+                count,
+            });
         }
         let geometry = UmemGeometry {
             frames: cfg.frames,
@@ -153,13 +169,20 @@ impl XskQueue {
             fill_size: cfg.fill_size,
             comp_size: cfg.comp_size,
         };
-        let opts = SocketOptions { rx_size: cfg.rx_size, tx_size: cfg.tx_size, try_zero_copy: cfg.try_zero_copy };
+        let opts = SocketOptions {
+            rx_size: cfg.rx_size,
+            tx_size: cfg.tx_size,
+            try_zero_copy: cfg.try_zero_copy,
+        };
         let start = Instant::now();
         let mut backoff = Duration::from_millis(20);
         loop {
             // A fresh UMEM per attempt: a failed bind may leave the area registered.
-            let (area, free) = UmemArea::new(geometry)
-                .map_err(|source| XskError::Umem { ifname: ifname.to_owned(), queue, source })?;
+            let (area, free) = UmemArea::new(geometry).map_err(|source| XskError::Umem {
+                ifname: ifname.to_owned(),
+                queue,
+                source,
+            })?;
             match XskSocket::bind(&area, ifname, queue, opts) {
                 Ok(sock) => {
                     let total = free.len() as u64;
@@ -188,7 +211,13 @@ impl XskQueue {
                         waited_ms: start.elapsed().as_millis() as u64,
                     })
                 }
-                Err(source) => return Err(XskError::Bind { ifname: ifname.to_owned(), queue, source }),
+                Err(source) => {
+                    return Err(XskError::Bind {
+                        ifname: ifname.to_owned(),
+                        queue,
+                        source,
+                    })
+                }
             }
         }
     }
@@ -327,7 +356,8 @@ impl XskQueue {
 
     /// Where every frame is, right now.
     pub fn accounting(&mut self) -> FrameAccounting {
-        let in_fill = ((self.fill_size - self.sock.fill_free(self.fill_size)) as u64).min(self.kernel_rx);
+        let in_fill =
+            ((self.fill_size - self.sock.fill_free(self.fill_size)) as u64).min(self.kernel_rx);
         let in_tx = ((self.tx_size - self.sock.tx_free(self.tx_size)) as u64).min(self.kernel_tx);
         FrameAccounting {
             total: self.total,
