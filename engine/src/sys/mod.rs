@@ -32,6 +32,21 @@ pub struct FrameAddr(pub u64);
 pub struct Frame(FrameDesc);
 
 impl Frame {
+    /// A token for tests of the accounting layer with no kernel and no UMEM: it is never
+    /// given to a ring or an area (the fake rings only move it around). `id` is kept in the
+    /// descriptor's options word so tests can check each frame is in exactly one place.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: u32) -> Frame {
+        let mut d = FrameDesc::default();
+        d.set_options(id);
+        Frame(d)
+    }
+    /// The id given to [`Frame::for_test`].
+    #[cfg(test)]
+    pub(crate) fn test_id(&self) -> u32 {
+        self.0.options()
+    }
+
     /// Where the frame's packet data starts, as an offset into the UMEM.
     #[inline]
     pub fn addr(&self) -> FrameAddr {
@@ -204,6 +219,7 @@ pub struct XdpStatistics {
 /// rings (one UMEM per socket: see ARCHITECTURE.md on shared UMEM and veth).
 #[derive(Debug)]
 pub struct XskSocket {
+    area: UmemArea,
     tx: TxQueue,
     rx: RxQueue,
     fill: FillQueue,
@@ -216,7 +232,7 @@ impl XskSocket {
     /// Binds a socket to `ifname`/`queue` on `area`. Zero-copy first if asked, then copy.
     /// Never loads libxdp's default XDP program: skiff inserts the socket into its own map.
     pub fn bind(
-        area: &UmemArea,
+        area: UmemArea,
         ifname: &str,
         queue: u32,
         opts: SocketOptions,
@@ -259,6 +275,7 @@ impl XskSocket {
                     };
                     let scratch = Vec::with_capacity(opts.tx_size.max(opts.rx_size) as usize);
                     return Ok(XskSocket {
+                        area,
                         tx,
                         rx,
                         fill,
@@ -291,6 +308,11 @@ impl XskSocket {
             }
         }
         Err(last.unwrap_or_else(|| invalid("bind", "no bind mode".into())))
+    }
+
+    /// The UMEM this socket's frames live in.
+    pub fn area(&self) -> &UmemArea {
+        &self.area
     }
 
     /// The mode the socket was bound in.

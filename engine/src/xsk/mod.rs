@@ -20,8 +20,71 @@ pub use crate::sys::{BindMode, Frame, FrameAddr, XdpStatistics};
 use crate::{
     error::XskError,
     netdev,
-    sys::{SocketOptions, UmemArea, UmemGeometry, XskSocket},
+    sys::{SocketOptions, SyscallError, UmemArea, UmemGeometry, XskSocket},
 };
+
+/// The four rings of a socket, as the accounting layer uses them. Implemented by the real
+/// socket ([`XskSocket`]) and, in tests, by a heap-backed fake kernel, so the batching and
+/// the frame accounting are tested without a kernel.
+pub trait Rings {
+    /// Free fill ring slots (up to `want`).
+    fn fill_free(&mut self, want: u32) -> u32;
+    /// Moves up to `max` frames from the end of `frames` into the fill ring.
+    fn fill(&mut self, frames: &mut Vec<Frame>, max: usize) -> usize;
+    /// The kernel wants a wakeup for the fill ring.
+    fn fill_needs_wakeup(&self) -> bool;
+    /// Takes up to `max` received frames into `out`.
+    fn rx(&mut self, out: &mut Vec<Frame>, max: usize) -> usize;
+    /// Free TX ring slots (up to `want`).
+    fn tx_free(&mut self, want: u32) -> u32;
+    /// Moves frames from the front of `frames` onto the TX ring, as many as fit.
+    fn tx(&mut self, frames: &mut Vec<Frame>) -> usize;
+    /// The kernel wants a kick for TX.
+    fn tx_needs_wakeup(&self) -> bool;
+    /// Kicks TX.
+    fn kick_tx(&self) -> Result<(), SyscallError>;
+    /// Takes up to `max` completed frames into `out`.
+    fn complete(&mut self, out: &mut Vec<Frame>, max: usize) -> usize;
+}
+
+impl Rings for XskSocket {
+    #[inline]
+    fn fill_free(&mut self, want: u32) -> u32 {
+        XskSocket::fill_free(self, want)
+    }
+    #[inline]
+    fn fill(&mut self, frames: &mut Vec<Frame>, max: usize) -> usize {
+        XskSocket::fill(self, frames, max)
+    }
+    #[inline]
+    fn fill_needs_wakeup(&self) -> bool {
+        XskSocket::fill_needs_wakeup(self)
+    }
+    #[inline]
+    fn rx(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
+        XskSocket::rx(self, out, max)
+    }
+    #[inline]
+    fn tx_free(&mut self, want: u32) -> u32 {
+        XskSocket::tx_free(self, want)
+    }
+    #[inline]
+    fn tx(&mut self, frames: &mut Vec<Frame>) -> usize {
+        XskSocket::tx(self, frames)
+    }
+    #[inline]
+    fn tx_needs_wakeup(&self) -> bool {
+        XskSocket::tx_needs_wakeup(self)
+    }
+    #[inline]
+    fn kick_tx(&self) -> Result<(), SyscallError> {
+        XskSocket::kick_tx(self)
+    }
+    #[inline]
+    fn complete(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
+        XskSocket::complete(self, out, max)
+    }
+}
 
 /// Queue geometry. The defaults are derived in their doc comments.
 #[derive(Debug, Clone, Copy)]
@@ -132,11 +195,10 @@ const BIND_BUSY_RETRY: Duration = Duration::from_millis(2500);
 
 /// One AF_XDP socket with its UMEM and frame pool.
 #[derive(Debug)]
-pub struct XskQueue {
+pub struct XskQueue<R: Rings = XskSocket> {
     ifname: String,
     queue: u32,
-    area: UmemArea,
-    sock: XskSocket,
+    sock: R,
     free: Vec<Frame>,
     total: u64,
     kernel_rx: u64,
@@ -183,22 +245,16 @@ impl XskQueue {
                 queue,
                 source,
             })?;
-            match XskSocket::bind(&area, ifname, queue, opts) {
+            match XskSocket::bind(area, ifname, queue, opts) {
                 Ok(sock) => {
-                    let total = free.len() as u64;
-                    return Ok(XskQueue {
-                        ifname: ifname.to_owned(),
+                    return Ok(XskQueue::from_parts(
+                        ifname,
                         queue,
-                        area,
                         sock,
                         free,
-                        total,
-                        kernel_rx: 0,
-                        kernel_tx: 0,
-                        app: 0,
-                        fill_size: cfg.fill_size,
-                        tx_size: cfg.tx_size,
-                    });
+                        cfg.fill_size,
+                        cfg.tx_size,
+                    ))
                 }
                 Err(e) if e.errno() == Some(libc::EBUSY) && start.elapsed() < BIND_BUSY_RETRY => {
                     std::thread::sleep(backoff);
@@ -222,14 +278,6 @@ impl XskQueue {
         }
     }
 
-    /// Interface name.
-    pub fn ifname(&self) -> &str {
-        &self.ifname
-    }
-    /// Queue index.
-    pub fn queue_id(&self) -> u32 {
-        self.queue
-    }
     /// Zero-copy or copy.
     pub fn mode(&self) -> BindMode {
         self.sock.mode()
@@ -240,15 +288,63 @@ impl XskQueue {
     }
     /// The UMEM, to read and write frames the application holds.
     pub fn area(&self) -> &UmemArea {
-        &self.area
+        self.sock.area()
+    }
+    /// Raises the copy-mode TX budget per `sendto` (see `sys`).
+    pub fn set_tx_skb_budget(&self, budget: u32) -> Result<(), SyscallError> {
+        self.sock.set_tx_skb_budget(budget)
+    }
+    /// Waits for RX (and wakes the kernel for the fill ring).
+    pub fn poll_rx(&mut self, timeout_ms: i32) -> Result<bool, SyscallError> {
+        self.sock.poll_rx(timeout_ms)
+    }
+    /// The kernel's XDP_STATISTICS for this socket (zeros if unreadable).
+    pub fn statistics(&self) -> XdpStatistics {
+        self.sock.statistics().unwrap_or_default()
+    }
+}
+
+impl<R: Rings> XskQueue<R> {
+    /// A queue over `sock` whose frames are all in `free`.
+    pub fn from_parts(
+        ifname: &str,
+        queue: u32,
+        sock: R,
+        free: Vec<Frame>,
+        fill_size: u32,
+        tx_size: u32,
+    ) -> Self {
+        let total = free.len() as u64;
+        XskQueue {
+            ifname: ifname.to_owned(),
+            queue,
+            sock,
+            free,
+            total,
+            kernel_rx: 0,
+            kernel_tx: 0,
+            app: 0,
+            fill_size,
+            tx_size,
+        }
+    }
+
+    /// The rings (tests drive the fake kernel through this).
+    pub fn rings_mut(&mut self) -> &mut R {
+        &mut self.sock
+    }
+
+    /// Interface name.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+    /// Queue index.
+    pub fn queue_id(&self) -> u32 {
+        self.queue
     }
     /// Frames in the free pool.
     pub fn free_frames(&self) -> usize {
         self.free.len()
-    }
-    /// Raises the copy-mode TX budget per `sendto` (see `sys`).
-    pub fn set_tx_skb_budget(&self, budget: u32) -> Result<(), crate::sys::SyscallError> {
-        self.sock.set_tx_skb_budget(budget)
     }
 
     /// Tops the fill ring up from the free pool until it holds `target` frames (capped at
@@ -277,11 +373,6 @@ impl XskQueue {
         self.kernel_rx -= n as u64;
         self.app += n as u64;
         n
-    }
-
-    /// Waits for RX (and wakes the kernel for the fill ring).
-    pub fn poll_rx(&mut self, timeout_ms: i32) -> Result<bool, crate::sys::SyscallError> {
-        self.sock.poll_rx(timeout_ms)
     }
 
     /// Gives held frames straight back to the fill ring; what does not fit goes to the pool.
@@ -369,9 +460,7 @@ impl XskQueue {
             awaiting_completion: self.kernel_tx - in_tx,
         }
     }
-
-    /// The kernel's XDP_STATISTICS for this socket (zeros if unreadable).
-    pub fn statistics(&self) -> XdpStatistics {
-        self.sock.statistics().unwrap_or_default()
-    }
 }
+
+#[cfg(test)]
+mod tests;
