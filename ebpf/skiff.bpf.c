@@ -115,8 +115,10 @@ static __always_inline int match(void *data, void *end, const struct skiff_confi
 			return -1;
 		if (ip->ihl < 5 || ip->version != 4)
 			return -1;
-		// A non-first fragment carries no L4 header: it cannot match a port filter.
-		if (ip->frag_off & bpf_htons(0x1fff))
+		// Fragments go to the kernel, all of them: only the first carries the ports, and
+		// splitting one datagram between the socket and the kernel would help nobody.
+		// 0x3fff = more-fragments flag | fragment offset.
+		if (ip->frag_off & bpf_htons(0x3fff))
 			return 0;
 		l4proto = ip->protocol;
 		l4 = (void *)ip + ip->ihl * 4;

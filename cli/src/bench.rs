@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    child::{read_json, signal, start_ready, wait_timeout},
+    child::{read_json, signal, start_ready, wait_timeout, TempDir},
     common::{fmt_rate, parse_duration, require_caps, stop_flag},
     testbed::{self, Guard, Testbed},
 };
@@ -108,12 +108,13 @@ fn parse_trafgen(out: &str) -> Option<(u64, f64)> {
 }
 
 fn run_trafgen(tb: &Testbed, cfg: &Path, dir: &Path, duration: Duration) -> Result<Sample> {
-    // `timeout` signals the process group, which stops trafgen's forked worker too.
+    // `timeout` signals the process group, which stops trafgen's forked worker too; -k 5
+    // kills it should it ignore SIGINT.
     let secs = format!("{:.3}", duration.as_secs_f64());
     let out = Command::new("ip")
         .args([
-            "netns", "exec", &tb.ns_a, "timeout", "-s", "INT", &secs, "trafgen", "-o", &tb.if_a,
-            "-i",
+            "netns", "exec", &tb.ns_a, "timeout", "-s", "INT", "-k", "5", &secs, "trafgen", "-o",
+            &tb.if_a, "-i",
         ])
         .arg(cfg)
         .args(["-P", "1", "--no-sock-mem", "-Q"])
@@ -207,10 +208,15 @@ fn tx_only(a: TxOnlyArgs) -> Result<()> {
     let stop = stop_flag();
     let exe = std::env::current_exe()?;
     let tb = Testbed::new(&format!("skbench{}", std::process::id() % 100_000), 1)?;
-    testbed::up(&tb)?;
+    if !testbed::up(&tb)? {
+        bail!(
+            "testbed {:?} already exists; the benchmark creates and removes its own",
+            tb.name
+        );
+    }
     let _guard = Guard(tb.clone());
-    let dir = std::env::temp_dir().join(format!("skiff-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let tmp = TempDir::new("skiff-bench")?;
+    let dir = tmp.path().to_path_buf();
     let frame = skiff_engine::wire::UdpFrameSpec {
         dst_mac: skiff_engine::wire::parse_mac(tb.mac_b).context("mac")?,
         src_mac: skiff_engine::wire::parse_mac(tb.mac_a).context("mac")?,
@@ -238,10 +244,11 @@ fn tx_only(a: TxOnlyArgs) -> Result<()> {
             "drop",
             "--json",
             "--quiet",
+            "--stop-on-stdin-eof",
             "--ready-file",
         ])
         .arg(&ready)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     let mut sink = start_ready(
         sink_cmd,
@@ -285,7 +292,6 @@ fn tx_only(a: TxOnlyArgs) -> Result<()> {
     signal(sink_child, 2);
     wait_timeout(sink_child, Duration::from_secs(10))?.context("the dropping peer did not stop")?;
     let sink_report = read_json(sink_child, "the dropping peer")?;
-    let _ = std::fs::remove_dir_all(&dir);
 
     let med = |tool: &str| {
         median(

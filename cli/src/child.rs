@@ -85,3 +85,63 @@ pub fn start_ready(
     let _ = std::fs::remove_file(ready);
     Ok(guard)
 }
+
+/// A private directory (mode 0700, created exclusively, so no other user can plant a file
+/// or symlink in it), removed with its contents when dropped.
+#[derive(Debug)]
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Result<TempDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        for attempt in 0..16u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let p = std::env::temp_dir().join(format!(
+                "{prefix}-{}-{nanos:x}{attempt}",
+                std::process::id()
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+                Ok(()) => return Ok(TempDir(p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("creating {}", p.display())),
+            }
+        }
+        anyhow::bail!("could not create a private temporary directory")
+    }
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Waits for `child` like [`wait_timeout`], forwarding SIGINT to it once `stop` is set (a
+/// SIGTERM to skiff itself, say), so the whole run winds down and tears down.
+pub fn wait_or_stop(
+    child: &mut Child,
+    timeout: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<std::process::ExitStatus>> {
+    let end = Instant::now() + timeout;
+    let mut forwarded = false;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        if !forwarded && stop.load(std::sync::atomic::Ordering::Relaxed) {
+            signal(child, 2);
+            forwarded = true;
+        }
+        if Instant::now() >= end {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

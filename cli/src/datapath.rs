@@ -71,6 +71,10 @@ pub struct DataPathArgs {
     /// Create this file once the data path is ready (for scripts and `skiff demo`).
     #[arg(long, hide = true)]
     pub ready_file: Option<PathBuf>,
+    /// Stop (as on Ctrl-C) when standard input reaches end-of-file: a parent that pipes
+    /// our stdin takes us down with it when it dies, even by SIGKILL.
+    #[arg(long, hide = true)]
+    pub stop_on_stdin_eof: bool,
 }
 
 /// Interface, queues and CPUs, checked.
@@ -193,7 +197,20 @@ pub fn progress_loop(
     }
 }
 
-/// Arc'd stop flag of the process.
-pub fn stop() -> Arc<AtomicBool> {
-    crate::common::stop_flag()
+/// The process's stop flag; with `--stop-on-stdin-eof`, also set when stdin closes.
+pub fn stop_for(args: &DataPathArgs) -> Arc<AtomicBool> {
+    let stop = crate::common::stop_flag();
+    if args.stop_on_stdin_eof {
+        let s = stop.clone();
+        let _ = std::thread::Builder::new()
+            .name("skiff-stdin".into())
+            .spawn(move || {
+                let mut sink = [0u8; 256];
+                let mut stdin = std::io::stdin();
+                // Anything read is ignored; EOF or an error means the parent is gone.
+                while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+                s.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+    }
+    stop
 }

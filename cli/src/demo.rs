@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::{
-    child::{read_json, signal, start_ready, wait_timeout, ChildGuard},
+    child::{read_json, signal, start_ready, wait_or_stop, wait_timeout, ChildGuard, TempDir},
     common::{fmt_rate, parse_duration, parse_pps, require_caps, stop_flag},
     testbed::{self, Guard, Testbed},
 };
@@ -56,7 +56,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
     // Two cores: the sink's pollers on cpu 1, the generator's on cpu 0.
     let (gen_cpu, sink_cpu) = if cpus >= 2 { ("0", "1") } else { ("0", "0") };
 
-    testbed::up(&tb)?;
+    if !testbed::up(&tb)? {
+        // Never tear down (or run inside) a testbed someone else set up.
+        bail!("testbed {:?} already exists; the demo creates and removes its own (choose another --name)", tb.name);
+    }
     let _guard = Guard(tb.clone());
     if !a.json {
         eprintln!(
@@ -64,7 +67,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
             tb.name, tb.if_a, tb.ip_a, tb.if_b, tb.ip_b, tb.queues, fmt_rate(rate, "pps"), duration, a.size
         );
     }
-    let ready = std::env::temp_dir().join(format!("skiff-demo-{}.ready", std::process::id()));
+    let tmp = TempDir::new("skiff-demo")?;
+    let ready = tmp.path().join("sink.ready");
     let queues = format!("0-{}", a.queues - 1);
     let mut sink_cmd = Command::new("ip");
     sink_cmd
@@ -74,14 +78,15 @@ pub fn run(a: DemoArgs) -> Result<()> {
             "sink", "--iface", &tb.if_b, "--queues", &queues, "--cpus", sink_cpu, "--json",
             "--quiet",
         ])
-        .arg("--ready-file")
+        .args(["--stop-on-stdin-eof", "--ready-file"])
         .arg(&ready)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     let mut sink = start_ready(sink_cmd, &ready, Duration::from_secs(15), &stop, "sink")?;
 
+    let mut gen_cmd = Command::new("ip");
     let mut gen = ChildGuard(Some(
-        Command::new("ip")
+        gen_cmd
             .args(["netns", "exec", &tb.ns_a])
             .arg(&exe)
             .args([
@@ -104,13 +109,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
                 &a.size.to_string(),
             ])
             .args(if a.json { &["--quiet"][..] } else { &[][..] })
-            .stdin(Stdio::null())
+            .arg("--stop-on-stdin-eof")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .context("starting the generator")?,
     ));
     let gen_child = gen.0.as_mut().context("gen")?;
-    let gen_status = wait_timeout(gen_child, duration + Duration::from_secs(30))?
+    let gen_status = wait_or_stop(gen_child, duration + Duration::from_secs(30), &stop)?
         .context("the generator did not finish in time")?;
     let gen_report = read_json(gen_child, "the generator")?;
     if !gen_status.success() {

@@ -232,7 +232,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
             );
         }
     }
-    let stop = datapath::stop();
+    let stop = datapath::stop_for(&a.dp);
     let tx_dropped_before = netdev::stat(&ifname, "tx_dropped");
     datapath::signal_ready(&a.dp)?;
     let start = Instant::now();

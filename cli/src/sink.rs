@@ -124,7 +124,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     let xdp_mode = prog.mode();
     let fallback = prog.fallback_reason().map(str::to_owned);
     let zero_copy = queues.iter().all(|q| q.mode() == BindMode::ZeroCopy);
-    let stop = datapath::stop();
+    let stop = datapath::stop_for(&a.dp);
     let poll = PollConfig {
         idle: if a.busy_poll {
             IdleMode::BusyPoll

@@ -23,13 +23,27 @@ const SOL_XDP: libc::c_int = 283;
 /// turns into skbs in copy mode. Defined here because the installed headers are from 6.1.
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 
+/// Most descriptors taken from the RX or completion ring in one call: 4096 covers every
+/// ring size skiff configures (default 2048), so one call can empty a full ring.
+const MAX_BATCH_IN: u32 = 4096;
+
 /// The offset of a frame in the UMEM (its data start), as the rings carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FrameAddr(pub u64);
 
 /// Ownership token for one UMEM frame. See the module doc for the invariant.
+///
+/// It carries the id of the area it belongs to: every access to memory or a ring checks
+/// it, so a `Frame` of one queue handed to another queue's area or rings is refused (left
+/// with the caller) instead of aliasing a frame of that area.
 #[derive(Debug)]
-pub struct Frame(FrameDesc);
+pub struct Frame(FrameDesc, AreaId);
+
+/// Identity of a [`UmemArea`], unique in the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AreaId(u32);
+
+static NEXT_AREA: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 impl Frame {
     /// A token for tests of the accounting layer with no kernel and no UMEM: it is never
@@ -39,7 +53,14 @@ impl Frame {
     pub(crate) fn for_test(id: u32) -> Frame {
         let mut d = FrameDesc::default();
         d.set_options(id);
-        Frame(d)
+        Frame(d, AreaId(0))
+    }
+    /// A test token that claims to belong to area `area`.
+    #[cfg(test)]
+    pub(crate) fn for_test_area(id: u32, area: u32) -> Frame {
+        let mut f = Frame::for_test(id);
+        f.1 = AreaId(area);
+        f
     }
     /// The id given to [`Frame::for_test`].
     #[cfg(test)]
@@ -56,6 +77,11 @@ impl Frame {
     #[inline]
     pub fn len(&self) -> usize {
         self.0.lengths().data()
+    }
+    /// The area the frame belongs to.
+    #[inline]
+    pub fn area(&self) -> AreaId {
+        self.1
     }
     /// True when the frame holds no packet data.
     #[inline]
@@ -83,6 +109,7 @@ pub struct UmemGeometry {
 pub struct UmemArea {
     umem: Umem,
     data_room: usize,
+    id: AreaId,
 }
 
 /// A failed system call, with its name: the error type of this module.
@@ -135,8 +162,16 @@ impl UmemArea {
                 .unwrap_or_else(|| io::Error::other(e.to_string()));
             SyscallError::new("xsk_umem__create", source)
         })?;
-        let frames = descs.into_iter().map(Frame).collect();
-        Ok((UmemArea { umem, data_room }, frames))
+        let id = AreaId(NEXT_AREA.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let frames = descs.into_iter().map(|d| Frame(d, id)).collect();
+        Ok((
+            UmemArea {
+                umem,
+                data_room,
+                id,
+            },
+            frames,
+        ))
     }
 
     /// Bytes of packet data a frame can hold (frame size less the kernel's headroom).
@@ -144,9 +179,17 @@ impl UmemArea {
         self.data_room
     }
 
-    /// The packet bytes of a frame userspace owns.
+    /// The area's identity.
+    pub fn id(&self) -> AreaId {
+        self.id
+    }
+
+    /// The packet bytes of a frame userspace owns (empty for a frame of another area).
     #[inline]
     pub fn bytes<'a>(&'a self, frame: &'a Frame) -> &'a [u8] {
+        if frame.1 != self.id {
+            return &[];
+        }
         // SAFETY: `frame` came from this UMEM (a `Frame` is only made by `new` or a ring of
         // a socket on this area), and by the module invariant userspace owns it: neither
         // the kernel nor another `Frame` writes this memory while the borrow lasts.
@@ -157,6 +200,9 @@ impl UmemArea {
     /// number of bytes written: less than `packet.len()` only if the frame is too small.
     #[inline]
     pub fn write(&self, frame: &mut Frame, packet: &[u8]) -> usize {
+        if frame.1 != self.id {
+            return 0;
+        }
         let n = packet.len().min(self.data_room);
         // SAFETY: as in `bytes`, and `&mut Frame` makes this the only access to the frame.
         let mut data = unsafe { self.umem.data_mut(&mut frame.0) };
@@ -171,6 +217,9 @@ impl UmemArea {
     /// frame already written.
     #[inline]
     pub fn with_bytes_mut<R>(&self, frame: &mut Frame, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        if frame.1 != self.id {
+            return f(&mut []);
+        }
         // SAFETY: as in `write`.
         let mut data = unsafe { self.umem.data_mut(&mut frame.0) };
         f(data.contents_mut())
@@ -224,7 +273,11 @@ pub struct XskSocket {
     rx: RxQueue,
     fill: FillQueue,
     comp: CompQueue,
+    /// Descriptors going to the kernel (fill, TX): cleared and refilled per batch.
     scratch: Vec<FrameDesc>,
+    /// Descriptors coming back (RX, completion): sized once, never cleared, so taking a
+    /// batch costs no memset of the whole ring's worth.
+    incoming: Vec<FrameDesc>,
     mode: BindMode,
 }
 
@@ -273,7 +326,9 @@ impl XskSocket {
                             "UMEM already bound to another socket".into(),
                         ));
                     };
-                    let scratch = Vec::with_capacity(opts.tx_size.max(opts.rx_size) as usize);
+                    let ring_max = opts.tx_size.max(opts.rx_size).max(MAX_BATCH_IN) as usize;
+                    let scratch = Vec::with_capacity(ring_max);
+                    let incoming = vec![FrameDesc::default(); ring_max];
                     return Ok(XskSocket {
                         area,
                         tx,
@@ -281,6 +336,7 @@ impl XskSocket {
                         fill,
                         comp,
                         scratch,
+                        incoming,
                         mode,
                     });
                 }
@@ -368,18 +424,18 @@ impl XskSocket {
             return 0;
         }
         self.scratch.clear();
-        let start = frames.len() - n;
-        self.scratch.extend(frames[start..].iter().map(|f| f.0));
-        // SAFETY: the descriptors are frames of this socket's UMEM that userspace owned (the
-        // `Frame`s are dropped right below, so none remains to alias the memory the kernel
-        // now owns). `n` ≤ free slots, so the reservation cannot fail.
-        let done = unsafe { self.fill.produce(&self.scratch) };
-        if done == n {
-            frames.truncate(start);
-            n
-        } else {
-            0
+        let mut start = frames.len() - n;
+        // Frames of another area never enter this ring: stop below the last foreign one.
+        if let Some(i) = frames[start..].iter().rposition(|f| f.1 != self.area.id) {
+            start += i + 1;
         }
+        self.scratch.extend(frames[start..].iter().map(|f| f.0));
+        // SAFETY: the descriptors are frames of this socket's UMEM (area id checked) that
+        // userspace owned; exactly the `done` produced are dropped right below, so none
+        // remains to alias memory the kernel now owns.
+        let done = unsafe { self.fill.produce(&self.scratch) };
+        frames.drain(start..start + done);
+        done
     }
 
     /// True if the kernel asked to be woken to refill (`need_wakeup` on the fill ring).
@@ -391,12 +447,12 @@ impl XskSocket {
     /// Takes up to `max` received frames, appending them to `out`. Returns how many.
     #[inline]
     pub fn rx(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
-        self.scratch.clear();
-        self.scratch.resize(max, FrameDesc::default());
+        let max = max.min(self.incoming.len());
         // SAFETY: the kernel hands these frames back to userspace; a `Frame` is made for
         // each, and the kernel gave up its ownership by producing them.
-        let n = unsafe { self.rx.consume(&mut self.scratch) };
-        out.extend(self.scratch[..n].iter().map(|d| Frame(*d)));
+        let n = unsafe { self.rx.consume(&mut self.incoming[..max]) };
+        let id = self.area.id;
+        out.extend(self.incoming[..n].iter().map(|d| Frame(*d, id)));
         n
     }
 
@@ -424,17 +480,18 @@ impl XskSocket {
         if n == 0 {
             return 0;
         }
+        // Frames of another area never enter this ring: stop at the first foreign one.
+        let n = frames[..n]
+            .iter()
+            .position(|f| f.1 != self.area.id)
+            .unwrap_or(n);
         self.scratch.clear();
         self.scratch.extend(frames[..n].iter().map(|f| f.0));
-        // SAFETY: as in `fill`: the frames are ours and their tokens are dropped below;
-        // `n` ≤ free slots.
+        // SAFETY: as in `fill`: the frames are this area's and ours, and exactly the `done`
+        // produced are dropped below.
         let done = unsafe { self.tx.produce(&self.scratch) };
-        if done == n {
-            frames.drain(..n);
-            n
-        } else {
-            0
-        }
+        frames.drain(..done);
+        done
     }
 
     /// True if the kernel must be kicked (`sendto`) to process the TX ring.
@@ -452,11 +509,11 @@ impl XskSocket {
     /// Takes up to `max` completed TX frames, appending them to `out`. Returns how many.
     #[inline]
     pub fn complete(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
-        self.scratch.clear();
-        self.scratch.resize(max, FrameDesc::default());
+        let max = max.min(self.incoming.len());
         // SAFETY: as in `rx`: completed frames are handed back to userspace.
-        let n = unsafe { self.comp.consume(&mut self.scratch) };
-        out.extend(self.scratch[..n].iter().map(|d| Frame(*d)));
+        let n = unsafe { self.comp.consume(&mut self.incoming[..max]) };
+        let id = self.area.id;
+        out.extend(self.incoming[..n].iter().map(|d| Frame(*d, id)));
         n
     }
 

@@ -175,8 +175,11 @@ fn wait_until_due(wait: Duration, deadline: Option<Instant>) {
         Some(d) => wait.min(d.saturating_duration_since(Instant::now())),
         None => wait,
     };
+    // At most 50 ms per sleep: the loop re-checks the stop flag between sleeps, so Ctrl-C
+    // is honoured within that even at a rate of one packet a minute.
+    const MAX_SLEEP: Duration = Duration::from_millis(50);
     if wait > SPIN_BELOW {
-        std::thread::sleep(wait - SPIN_BELOW);
+        std::thread::sleep((wait - SPIN_BELOW).min(MAX_SLEEP));
     } else {
         // Give the core to whoever else is runnable (the receiver, on a small machine).
         std::thread::yield_now();

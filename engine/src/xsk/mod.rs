@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-pub use crate::sys::{BindMode, Frame, FrameAddr, XdpStatistics};
+pub use crate::sys::{AreaId, BindMode, Frame, FrameAddr, XdpStatistics};
 use crate::{
     error::XskError,
     netdev,
@@ -27,6 +27,8 @@ use crate::{
 /// socket ([`XskSocket`]) and, in tests, by a heap-backed fake kernel, so the batching and
 /// the frame accounting are tested without a kernel.
 pub trait Rings {
+    /// The UMEM area whose frames these rings carry.
+    fn area_id(&self) -> AreaId;
     /// Free fill ring slots (up to `want`).
     fn fill_free(&mut self, want: u32) -> u32;
     /// Moves up to `max` frames from the end of `frames` into the fill ring.
@@ -48,6 +50,10 @@ pub trait Rings {
 }
 
 impl Rings for XskSocket {
+    #[inline]
+    fn area_id(&self) -> AreaId {
+        self.area().id()
+    }
     #[inline]
     fn fill_free(&mut self, want: u32) -> u32 {
         XskSocket::fill_free(self, want)
@@ -387,8 +393,11 @@ impl<R: Rings> XskQueue<R> {
     /// Returns held frames to the free pool.
     #[inline]
     pub fn release(&mut self, frames: &mut Vec<Frame>) {
-        self.app -= frames.len() as u64;
-        self.free.append(frames);
+        let id = self.sock.area_id();
+        let before = self.free.len();
+        // Frames of another queue's area stay with the caller: they were never ours.
+        self.free.extend(frames.extract_if(.., |f| f.area() == id));
+        self.app -= (self.free.len() - before) as u64;
     }
 
     /// Takes up to `n` frames from the free pool into `out`. Returns how many.

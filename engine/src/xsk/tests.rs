@@ -76,6 +76,9 @@ impl FakeKernel {
 }
 
 impl Rings for FakeKernel {
+    fn area_id(&self) -> super::AreaId {
+        Frame::for_test(0).area()
+    }
     fn fill_free(&mut self, want: u32) -> u32 {
         ((self.size - self.fill.len()) as u32).min(want.max(self.size as u32))
     }
@@ -198,6 +201,17 @@ fn an_invalid_descriptor_that_never_completes_is_reported_not_waited_for() {
     let drained = crate::tx::reclaim::drain_rings(&mut q, std::time::Duration::from_millis(20), 64);
     assert_eq!(drained, 3);
     assert_eq!(q.tx_outstanding(), 1, "reported as never completed");
+    assert_each_once(&mut q, &[]);
+}
+
+#[test]
+fn frames_of_another_area_are_refused_not_aliased() {
+    let mut q = queue();
+    // A real area's frame cannot be made without a kernel; a foreign area id is simulated
+    // by a frame whose id differs from the fake kernel's.
+    let mut foreign = vec![Frame::for_test_area(99, 7)];
+    q.release(&mut foreign);
+    assert_eq!(foreign.len(), 1, "a foreign frame stays with the caller");
     assert_each_once(&mut q, &[]);
 }
 
