@@ -38,7 +38,7 @@ if [ -n "${SUDO_USER:-}" ]; then
 fi
 if ! command -v cargo >/dev/null; then
     if apt-get install -y -qq rustup >/dev/null 2>&1; then rustup default stable; else
-        echo "setup.sh: no Rust toolchain: install one with rustup (https://rustup.rs), rustc >= 1.85" >&2; exit 1
+        echo "setup.sh: no Rust toolchain: install one with rustup (https://rustup.rs), rustc >= 1.87" >&2; exit 1
     fi
 fi
 export PATH
