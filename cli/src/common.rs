@@ -158,6 +158,15 @@ pub fn bitrates(pps: f64, avg_bytes_no_fcs: f64) -> (f64, f64) {
     (l2, l1)
 }
 
+/// "all N accounted for", or the whole breakdown when it does not add up.
+pub fn fmt_frames(f: &skiff_engine::xsk::FrameAccounting) -> String {
+    if f.adds_up() {
+        format!("all {} accounted for", f.total)
+    } else {
+        format!("NOT accounted: {f:?}")
+    }
+}
+
 /// Pins the calling thread to `cpu` if given. Returns whether it worked.
 pub fn pin(cpu: Option<usize>) -> bool {
     match cpu {

@@ -15,7 +15,6 @@ use skiff_engine::{
     stats::{Published, TxCounters},
     tx::{run_tx, TxConfig, TxQueueReport},
     wire::{self, UdpFrameSpec, FCS_LEN, MIN_FRAME_WITH_FCS},
-    xdp::AttachedMode,
     xsk::BindMode,
 };
 
@@ -352,10 +351,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
             .iter()
             .map(|r| r.xdp_statistics.tx_invalid_descs)
             .sum(),
-        xdp_mode: match xdp_mode {
-            AttachedMode::Driver => "driver",
-            AttachedMode::Skb => "skb",
-        },
+        xdp_mode: xdp_mode.name(),
         xdp_fallback_reason: fallback,
         zero_copy,
         frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
@@ -406,11 +402,7 @@ pub fn print_text(r: &GenReport) {
             q.counters.tx_kicks,
             q.counters.tx_batches,
             q.counters.tx_ring_full,
-            if q.frames.adds_up() {
-                format!("all {} accounted for", q.frames.total)
-            } else {
-                format!("NOT accounted: {:?}", q.frames)
-            }
+            crate::common::fmt_frames(&q.frames)
         );
     }
 }

@@ -13,7 +13,7 @@ use skiff_engine::{
     rx::poller::{run_rx, IdleMode, PollConfig, RxQueueReport},
     stats::{Published, RxCounters},
     wire::Malformed,
-    xdp::{AttachedMode, XdpCounters},
+    xdp::XdpCounters,
     xsk::BindMode,
 };
 
@@ -282,10 +282,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         xdp,
         xsk_fill_ring_empty: sum(|r| r.xdp_statistics.rx_fill_ring_empty_descs),
         iface_rx_dropped,
-        xdp_mode: match xdp_mode {
-            AttachedMode::Driver => "driver",
-            AttachedMode::Skb => "skb",
-        },
+        xdp_mode: xdp_mode.name(),
         xdp_fallback_reason: fallback,
         zero_copy,
         frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
@@ -339,11 +336,7 @@ pub fn print_text(r: &SinkReport) {
             q.counters.rx_empty_polls,
             q.counters.time_squeeze,
             q.counters.idle_sleeps,
-            if q.frames.adds_up() {
-                format!("all {} accounted for", q.frames.total)
-            } else {
-                format!("NOT accounted: {:?}", q.frames)
-            }
+            crate::common::fmt_frames(&q.frames)
         );
     }
 }
