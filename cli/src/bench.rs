@@ -58,6 +58,22 @@ struct Sample {
     pps: f64,
 }
 
+impl Sample {
+    fn new(tool: &'static str, packets: u64, seconds: f64) -> Sample {
+        let pps = if seconds > 0.0 {
+            packets as f64 / seconds
+        } else {
+            0.0
+        };
+        Sample {
+            tool,
+            packets,
+            seconds,
+            pps,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct TxOnlyReport {
     bench: &'static str,
@@ -125,16 +141,7 @@ fn run_trafgen(tb: &Testbed, cfg: &Path, dir: &Path, duration: Duration) -> Resu
     let text = String::from_utf8_lossy(&out.stdout);
     let (packets, seconds) = parse_trafgen(&text)
         .with_context(|| format!("could not read trafgen's report: {:?}", text.trim()))?;
-    Ok(Sample {
-        tool: "trafgen",
-        packets,
-        seconds,
-        pps: if seconds > 0.0 {
-            packets as f64 / seconds
-        } else {
-            0.0
-        },
-    })
+    Ok(Sample::new("trafgen", packets, seconds))
 }
 
 fn run_skiff(tb: &Testbed, exe: &Path, a: &TxOnlyArgs) -> Result<Sample> {
@@ -178,16 +185,7 @@ fn run_skiff(tb: &Testbed, exe: &Path, a: &TxOnlyArgs) -> Result<Sample> {
     let v: Value = serde_json::from_slice(&out.stdout).context("skiff gen's JSON")?;
     let packets = v["completed"].as_u64().unwrap_or(0);
     let seconds = v["elapsed_s"].as_f64().unwrap_or(0.0);
-    Ok(Sample {
-        tool: "skiff",
-        packets,
-        seconds,
-        pps: if seconds > 0.0 {
-            packets as f64 / seconds
-        } else {
-            0.0
-        },
-    })
+    Ok(Sample::new("skiff", packets, seconds))
 }
 
 fn tx_only(a: TxOnlyArgs) -> Result<()> {

@@ -158,6 +158,12 @@ pub fn bitrates(pps: f64, avg_bytes_no_fcs: f64) -> (f64, f64) {
     (l2, l1)
 }
 
+/// The first line of a text report: where, how many queues, which XDP and bind mode.
+pub fn print_header(tool: &str, iface: &str, queues: usize, xdp_mode: &str, zero_copy: bool) {
+    let bind = if zero_copy { "zero-copy" } else { "copy mode" };
+    println!("skiff {tool} on {iface} ({queues} queue(s), XDP {xdp_mode} mode, {bind}):");
+}
+
 /// "all N accounted for", or the whole breakdown when it does not add up.
 pub fn fmt_frames(f: &skiff_engine::xsk::FrameAccounting) -> String {
     if f.adds_up() {

@@ -173,11 +173,10 @@ pub fn signal_ready(args: &DataPathArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `tick` once a second (and once at the end) until `done()` says so or `stop` is set;
-/// `tick` receives the time since `start`.
+/// Runs `tick` once a second until `done()` says so (callers fold their stop flag and
+/// limits into `done`); `tick` receives the time since `start`.
 pub fn progress_loop(
     start: Instant,
-    stop: &AtomicBool,
     mut done: impl FnMut() -> bool,
     mut tick: impl FnMut(Duration),
 ) {
@@ -187,9 +186,6 @@ pub fn progress_loop(
         if now >= next {
             tick(now - start);
             next += Duration::from_secs(1);
-        }
-        if stop.load(std::sync::atomic::Ordering::Relaxed) && done() {
-            break;
         }
         std::thread::sleep(
             Duration::from_millis(20).min(next.saturating_duration_since(Instant::now())),

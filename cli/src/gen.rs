@@ -285,7 +285,6 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     let quiet = a.dp.quiet;
     datapath::progress_loop(
         start,
-        &stop,
         || handles.iter().all(|h| h.is_finished()),
         |t| {
             let mut sum = TxCounters::default();
@@ -361,17 +360,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
 }
 
 pub fn print_text(r: &GenReport) {
-    println!(
-        "skiff gen on {} ({} queue(s), XDP {} mode, {}):",
-        r.iface,
-        r.queues.len(),
-        r.xdp_mode,
-        if r.zero_copy {
-            "zero-copy"
-        } else {
-            "copy mode"
-        }
-    );
+    crate::common::print_header("gen", &r.iface, r.queues.len(), r.xdp_mode, r.zero_copy);
     println!(
         "  sent       {:>12} frames of {} bytes in {:.3} s: {}, {} L2, {} L1{}",
         r.tx_packets,

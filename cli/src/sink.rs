@@ -119,7 +119,6 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         reserved: 0,
     };
     let (prog, queues) = datapath::open(&plan, &a.dp, filter)?;
-    let xdp_before = XdpCounters::default(); // fresh program: its counters start at zero
     let rx_dropped_before = netdev::stat(&ifname, "rx_dropped");
     let xdp_mode = prog.mode();
     let fallback = prog.fallback_reason().map(str::to_owned);
@@ -178,7 +177,6 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     // The loop ends when a limit is reached or a signal arrives; then the pollers stop.
     datapath::progress_loop(
         start,
-        &stop,
         || {
             stop.load(Ordering::Relaxed)
                 || deadline.is_some_and(|d| Instant::now() >= d)
@@ -232,7 +230,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         }
         reports.push(r);
     }
-    let xdp = prog.counters().since(&xdp_before);
+    let xdp = prog.counters(); // a fresh program: its counters start at zero
     let iface_rx_dropped = netdev::stat(&ifname, "rx_dropped").saturating_sub(rx_dropped_before);
     drop(prog);
 
@@ -291,17 +289,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
 }
 
 pub fn print_text(r: &SinkReport) {
-    println!(
-        "skiff sink on {} ({} queue(s), XDP {} mode, {}):",
-        r.iface,
-        r.queues.len(),
-        r.xdp_mode,
-        if r.zero_copy {
-            "zero-copy"
-        } else {
-            "copy mode"
-        }
-    );
+    crate::common::print_header("sink", &r.iface, r.queues.len(), r.xdp_mode, r.zero_copy);
     println!(
         "  received   {:>12} frames, {} bytes in {:.3} s of traffic ({:.3} s run): {}, {} L2",
         r.rx_packets,

@@ -153,10 +153,9 @@ fn complete(tb: &Testbed) -> bool {
 
 /// Creates the testbed. Returns false if it already existed as asked.
 pub fn up(tb: &Testbed) -> Result<bool> {
-    skiff_engine::netdev::missing_caps()
-        .is_empty()
-        .then_some(())
-        .context("the testbed needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for namespaces)")?;
+    if !skiff_engine::netdev::missing_caps().is_empty() {
+        bail!("the testbed needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for namespaces)");
+    }
     if complete(tb) {
         return Ok(false);
     }

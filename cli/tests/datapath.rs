@@ -193,6 +193,19 @@ fn gen(bed: &Bed, extra: &[&str]) -> Value {
     json_of(&bed.cmd('a', &args).output().expect("gen"), "gen")
 }
 
+/// A generator with no count or duration (runs until signalled), extra args appended.
+fn spawn_unbounded_gen(bed: &Bed, extra: &[&str], out: Stdio) -> Child {
+    let ifname = bed.if_a();
+    let mut args = vec!["gen", "--iface", ifname.as_str(), "--dst-ip", "198.18.0.2"];
+    args.extend_from_slice(&["--dst-mac", "02:00:c6:12:00:02", "--quiet"]);
+    args.extend_from_slice(extra);
+    bed.cmd('a', &args)
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gen")
+}
+
 fn u(v: &Value, path: &[&str]) -> u64 {
     let mut x = v;
     for p in path {
@@ -329,26 +342,7 @@ fn kill_9_leaves_nothing_attached_and_next_run_works() {
         let mut child = if side == 'b' {
             start_sink(&bed, &[])
         } else {
-            let c = bed
-                .cmd(
-                    'a',
-                    &[
-                        "gen",
-                        "--iface",
-                        &bed.if_a(),
-                        "--dst-ip",
-                        "198.18.0.2",
-                        "--dst-mac",
-                        "02:00:c6:12:00:02",
-                        "--rate",
-                        "10k",
-                        "--quiet",
-                    ],
-                )
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let c = spawn_unbounded_gen(&bed, &["--rate", "10k"], Stdio::null());
             let start = Instant::now();
             while !bed.xdp_attached('a') {
                 assert!(
@@ -391,25 +385,7 @@ fn kill_9_leaves_nothing_attached_and_next_run_works() {
 fn ctrl_c_stops_with_a_summary_and_accounts_for_every_frame() {
     let _s = serial();
     let bed = Bed::up("cc", 1);
-    let child = bed
-        .cmd(
-            'a',
-            &[
-                "gen",
-                "--iface",
-                &bed.if_a(),
-                "--dst-ip",
-                "198.18.0.2",
-                "--dst-mac",
-                "02:00:c6:12:00:02",
-                "--json",
-                "--quiet",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_unbounded_gen(&bed, &["--json"], Stdio::piped());
     std::thread::sleep(Duration::from_millis(1500));
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -72,12 +72,10 @@ pub enum XdpError {
     #[error("loading skiff's XDP program: {0}")]
     Load(String),
     /// Another XDP program is already attached.
-    #[error("another XDP program is already attached to {ifname}{detail}; stop it first, or pass --force to replace it")]
+    #[error("another XDP program is already attached to {ifname}; stop it first, or pass --force to replace it")]
     AlreadyAttached {
         /// Interface.
         ifname: String,
-        /// What we know of it.
-        detail: String,
     },
     /// The other program is held by a bpf_link of another process: cannot be replaced.
     #[error("the XDP program on {ifname} is held by a bpf_link of another process and cannot be replaced, even with --force; stop that process")]

@@ -18,11 +18,6 @@ fn read_trim(ifname: &str, rel: &str) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// Interface index.
-pub fn ifindex(ifname: &str) -> Option<u32> {
-    read_trim(ifname, "ifindex")?.parse().ok()
-}
-
 /// MTU in bytes (L3).
 pub fn mtu(ifname: &str) -> Option<u32> {
     read_trim(ifname, "mtu")?.parse().ok()

@@ -27,10 +27,6 @@ const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 /// ring size skiff configures (default 2048), so one call can empty a full ring.
 const MAX_BATCH_IN: u32 = 4096;
 
-/// The offset of a frame in the UMEM (its data start), as the rings carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FrameAddr(pub u64);
-
 /// Ownership token for one UMEM frame. See the module doc for the invariant.
 ///
 /// It carries the id of the area it belongs to: every access to memory or a ring checks
@@ -68,11 +64,6 @@ impl Frame {
         self.0.options()
     }
 
-    /// Where the frame's packet data starts, as an offset into the UMEM.
-    #[inline]
-    pub fn addr(&self) -> FrameAddr {
-        FrameAddr(self.0.addr() as u64)
-    }
     /// Length of the packet data the frame holds.
     #[inline]
     pub fn len(&self) -> usize {
@@ -211,18 +202,6 @@ impl UmemArea {
         // A cursor over the frame's data room cannot fail a write of `n` ≤ room bytes.
         let _ = std::io::Write::write(&mut cur, &packet[..n]);
         n
-    }
-
-    /// Runs `f` over a frame's current packet bytes, mutably: for patching fields of a
-    /// frame already written.
-    #[inline]
-    pub fn with_bytes_mut<R>(&self, frame: &mut Frame, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        if frame.1 != self.id {
-            return f(&mut []);
-        }
-        // SAFETY: as in `write`.
-        let mut data = unsafe { self.umem.data_mut(&mut frame.0) };
-        f(data.contents_mut())
     }
 }
 

@@ -8,12 +8,7 @@ use std::time::{Duration, Instant};
 use crate::xsk::{Rings, XskQueue};
 
 /// Drains the completion ring. Returns the frames reclaimed.
-pub fn drain(q: &mut XskQueue, timeout: Duration, max: usize) -> u64 {
-    drain_rings(q, timeout, max)
-}
-
-/// [`drain`] over any [`Rings`] (the fake kernel of the tests included).
-pub fn drain_rings<R: Rings>(q: &mut XskQueue<R>, timeout: Duration, max: usize) -> u64 {
+pub fn drain<R: Rings>(q: &mut XskQueue<R>, timeout: Duration, max: usize) -> u64 {
     let mut reclaimed = 0u64;
     let mut last_progress = Instant::now();
     while q.tx_outstanding() > 0 && last_progress.elapsed() < timeout {

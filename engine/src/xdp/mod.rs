@@ -67,20 +67,6 @@ pub struct XdpCounters {
     pub matched_pass: u64,
 }
 
-impl XdpCounters {
-    /// Element-wise difference (`self - earlier`), for counters of a run.
-    pub fn since(&self, earlier: &XdpCounters) -> XdpCounters {
-        XdpCounters {
-            redirected: self.redirected.saturating_sub(earlier.redirected),
-            passed: self.passed.saturating_sub(earlier.passed),
-            redirect_failed: self.redirect_failed.saturating_sub(earlier.redirect_failed),
-            parse_error: self.parse_error.saturating_sub(earlier.parse_error),
-            dropped: self.dropped.saturating_sub(earlier.dropped),
-            matched_pass: self.matched_pass.saturating_sub(earlier.matched_pass),
-        }
-    }
-}
-
 /// The program, attached to one interface. Dropping it detaches (closes the link).
 pub struct XdpAttachment {
     ifname: String,
@@ -183,7 +169,6 @@ pub fn attach(ifname: &str, choice: ModeChoice, force: bool) -> Result<XdpAttach
                     Some(libc::EBUSY) | Some(libc::EEXIST) => {
                         return Err(XdpError::AlreadyAttached {
                             ifname: ifname.to_owned(),
-                            detail: String::new(),
                         })
                     }
                     Some(libc::ERANGE) if mode == AttachedMode::Driver => {

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-pub use crate::sys::{AreaId, BindMode, Frame, FrameAddr, XdpStatistics};
+pub use crate::sys::{AreaId, BindMode, Frame, XdpStatistics};
 use crate::{
     error::XskError,
     netdev,
@@ -348,10 +348,6 @@ impl<R: Rings> XskQueue<R> {
     pub fn queue_id(&self) -> u32 {
         self.queue
     }
-    /// Frames in the free pool.
-    pub fn free_frames(&self) -> usize {
-        self.free.len()
-    }
 
     /// Tops the fill ring up from the free pool until it holds `target` frames (capped at
     /// the ring size) or the pool is empty. Returns frames added.
@@ -408,12 +404,6 @@ impl<R: Rings> XskQueue<R> {
         out.extend(self.free.drain(start..));
         self.app += n as u64;
         n
-    }
-
-    /// Free TX ring slots, up to `want`.
-    #[inline]
-    pub fn tx_room(&mut self, want: u32) -> u32 {
-        self.sock.tx_free(want)
     }
 
     /// Puts frames from the front of `frames` on the TX ring, as many as fit (the rest stay

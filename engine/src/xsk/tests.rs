@@ -198,7 +198,7 @@ fn an_invalid_descriptor_that_never_completes_is_reported_not_waited_for() {
     q.alloc(&mut pending, 4);
     q.send(&mut pending);
     q.rings_mut().transmit(3); // one frame never comes back
-    let drained = crate::tx::reclaim::drain_rings(&mut q, std::time::Duration::from_millis(20), 64);
+    let drained = crate::tx::reclaim::drain(&mut q, std::time::Duration::from_millis(20), 64);
     assert_eq!(drained, 3);
     assert_eq!(q.tx_outstanding(), 1, "reported as never completed");
     assert_each_once(&mut q, &[]);
