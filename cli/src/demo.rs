@@ -25,7 +25,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1)]
     pub queues: u32,
     /// Total rate in packets/s. The default, 100 kpps, is carried here without loss with
-    /// room to spare (a 2-core machine also running the sink forwards well over 1 Mpps).
+    /// room to spare: gen → sink on this 2-core machine peaks at about 650 kpps, where the
+    /// sink starts to lose frames (docs/PERFORMANCE.md).
     #[arg(long, default_value = "100k")]
     pub rate: String,
     /// Frame size including FCS.

@@ -166,10 +166,10 @@ pub fn run_tx(
 /// Pacing granularity: frames are released in bursts of this much time's worth.
 const PACING_BURST: Duration = Duration::from_micros(100);
 
-/// Sleeps for waits long enough for the scheduler to be accurate, spins for short ones.
+/// Sleeps for waits long enough for the scheduler to be accurate, yields for short ones.
 fn wait_until_due(wait: Duration, deadline: Option<Instant>) {
     // thread::sleep overshoots by the timer slack (50 µs by default) plus wake-up latency,
-    // so sleep only for what exceeds ~100 µs and spin the rest.
+    // so sleep only for what exceeds ~100 µs and yield the core for the rest.
     const SPIN_BELOW: Duration = Duration::from_micros(100);
     let wait = match deadline {
         Some(d) => wait.min(d.saturating_duration_since(Instant::now())),
