@@ -22,6 +22,7 @@
 pub mod error;
 pub mod gen;
 pub mod netdev;
+pub mod pcap;
 pub mod rx;
 pub mod stats;
 pub mod sys;

@@ -3,6 +3,10 @@
 //! piece of work) takes over rate control.
 
 pub mod pacing;
+pub mod rate;
+pub mod size;
+pub mod source;
+pub mod vary;
 
 pub use pacing::Pacer;
 

@@ -205,6 +205,33 @@ impl UmemArea {
     }
 }
 
+impl UmemArea {
+    /// Builds a packet in place: `build` gets the frame's whole data room (at least
+    /// [`UmemArea::data_room`] bytes), writes a frame at its start and returns its length,
+    /// which becomes the frame's length (clamped to the room). Returns that length; 0 for
+    /// a frame of another area (nothing is called then).
+    #[inline]
+    pub fn build(&self, frame: &mut Frame, build: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        if frame.1 != self.id {
+            return 0;
+        }
+        // SAFETY: as in `write`: the frame is from this UMEM, userspace owns it, and
+        // `&mut Frame` makes this the only access to its memory while `data` lives.
+        let mut data = unsafe { self.umem.data_mut(&mut frame.0) };
+        // Open the whole room (the length is the cursor position), build, then cut the
+        // length to what was built.
+        let room = {
+            let mut cur = data.cursor();
+            let room = cur.buf_len();
+            cur.set_pos(room);
+            room
+        };
+        let n = build(data.contents_mut()).min(room);
+        data.cursor().set_pos(n);
+        n
+    }
+}
+
 /// How the socket was bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

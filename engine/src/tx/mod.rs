@@ -3,6 +3,7 @@
 //! completion ring reclaimed into the pool every round, the way the kernel frees
 //! transmitted skbs from its completion queue.
 
+pub mod qdisc;
 pub mod reclaim;
 
 use std::{

@@ -6,6 +6,7 @@
 //! and returns a reason instead of panicking on anything the wire brings.
 
 pub mod checksum;
+pub mod template;
 pub mod udp;
 
 pub use udp::{classify, Classified, Malformed, UdpFrameSpec};
