@@ -8,6 +8,7 @@
 #   iproute2 ethtool            the veth/netns testbed
 #   netsniff-ng                 trafgen, the baseline of `skiff bench tx-only`
 #   util-linux procps           setpriv (the non-root test), sysctl
+#   tshark tcpdump              independent readers of skiff's pcaps (the tshark template test)
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,7 +18,7 @@ fi
 cd "$(dirname "$0")/.."
 
 packages=(clang llvm libbpf-dev m4 make pkg-config gcc libc6-dev libelf-dev zlib1g-dev
-          iproute2 ethtool netsniff-ng util-linux procps)
+          iproute2 ethtool netsniff-ng util-linux procps tshark tcpdump)
 # libxdp's BPF objects include glibc headers that want the 32-bit stubs on amd64.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then packages+=(gcc-multilib); fi
 missing=()
@@ -27,6 +28,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # wireshark-common asks whether non-root users may capture: answer no, don't ask.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -38,7 +41,7 @@ if [ -n "${SUDO_USER:-}" ]; then
 fi
 if ! command -v cargo >/dev/null; then
     if apt-get install -y -qq rustup >/dev/null 2>&1; then rustup default stable; else
-        echo "setup.sh: no Rust toolchain: install one with rustup (https://rustup.rs), rustc >= 1.87" >&2; exit 1
+        echo "setup.sh: no Rust toolchain: install one with rustup (https://rustup.rs), rustc >= 1.88" >&2; exit 1
     fi
 fi
 export PATH

@@ -29,7 +29,36 @@ use crate::{
 pub enum BenchCmd {
     /// Single-queue 64-byte TX into a veth whose peer drops with XDP: skiff vs trafgen.
     TxOnly(TxOnlyArgs),
+    /// The generator with a template, field variation (source IP range, 1024 flows) and an
+    /// active tbf against the data path's fixed-frame loop, same testbed, same run.
+    GenFeatures(TxOnlyArgs),
 }
+
+/// What a benchmark compares skiff with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Baseline {
+    /// netsniff-ng's trafgen.
+    Trafgen,
+    /// `skiff gen --fixed-frame`: one frame copied, no qdisc, no variation.
+    FixedFrame,
+}
+
+/// The features the gen-features benchmark turns on: 254 source addresses × 1024 source
+/// ports walked incrementally (two RFC 1624 checksum patches per frame), and a tbf at
+/// 100 Gbit/s, far above what a veth reaches, so it computes every frame's tokens without
+/// ever throttling.
+const FEATURES: &[&str] = &[
+    "--template",
+    "udp4",
+    "--src-ip",
+    "198.18.0.1-198.18.0.254",
+    "--flows",
+    "1024",
+    "--qdisc",
+    "tbf",
+    "--rate",
+    "100Gbit",
+];
 
 #[derive(Debug, Args, Clone)]
 pub struct TxOnlyArgs {
@@ -77,10 +106,11 @@ impl Sample {
 #[derive(Debug, Serialize)]
 struct TxOnlyReport {
     bench: &'static str,
+    baseline: &'static str,
     frame_size: usize,
     runs: Vec<Sample>,
     skiff_median_pps: f64,
-    trafgen_median_pps: f64,
+    baseline_median_pps: f64,
     ratio: f64,
     peer_xdp_dropped: u64,
     sent_total: u64,
@@ -144,7 +174,13 @@ fn run_trafgen(tb: &Testbed, cfg: &Path, dir: &Path, duration: Duration) -> Resu
     Ok(Sample::new("trafgen", packets, seconds))
 }
 
-fn run_skiff(tb: &Testbed, exe: &Path, a: &TxOnlyArgs) -> Result<Sample> {
+fn run_skiff(
+    tb: &Testbed,
+    exe: &Path,
+    a: &TxOnlyArgs,
+    tool: &'static str,
+    extra: &[&str],
+) -> Result<Sample> {
     let out = Command::new("ip")
         .args(["netns", "exec", &tb.ns_a])
         .arg(exe)
@@ -173,6 +209,7 @@ fn run_skiff(tb: &Testbed, exe: &Path, a: &TxOnlyArgs) -> Result<Sample> {
             "--batch",
             &a.batch.to_string(),
         ])
+        .args(extra)
         .stdin(Stdio::null())
         .output()
         .context("running skiff gen")?;
@@ -185,16 +222,17 @@ fn run_skiff(tb: &Testbed, exe: &Path, a: &TxOnlyArgs) -> Result<Sample> {
     let v: Value = serde_json::from_slice(&out.stdout).context("skiff gen's JSON")?;
     let packets = v["completed"].as_u64().unwrap_or(0);
     let seconds = v["elapsed_s"].as_f64().unwrap_or(0.0);
-    Ok(Sample::new("skiff", packets, seconds))
+    Ok(Sample::new(tool, packets, seconds))
 }
 
-fn tx_only(a: TxOnlyArgs) -> Result<()> {
+fn tx_only(a: TxOnlyArgs, baseline: Baseline) -> Result<()> {
     require_caps()?;
     let duration = parse_duration(&a.duration)?;
     if a.runs == 0 || a.runs > 20 {
         bail!("bad --runs {}: 1..=20", a.runs);
     }
-    if Command::new("trafgen")
+    if baseline == Baseline::Trafgen
+        && Command::new("trafgen")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -268,10 +306,13 @@ fn tx_only(a: TxOnlyArgs) -> Result<()> {
             (false, true)
         };
         for skiff_turn in [first, second] {
-            let s = if skiff_turn {
-                run_skiff(&tb, &exe, &a)?
-            } else {
-                run_trafgen(&tb, &cfg, &dir, duration)?
+            let s = match (skiff_turn, baseline) {
+                (true, Baseline::Trafgen) => run_skiff(&tb, &exe, &a, "skiff", &[])?,
+                (true, Baseline::FixedFrame) => run_skiff(&tb, &exe, &a, "skiff", FEATURES)?,
+                (false, Baseline::Trafgen) => run_trafgen(&tb, &cfg, &dir, duration)?,
+                (false, Baseline::FixedFrame) => {
+                    run_skiff(&tb, &exe, &a, "fixed-frame", &["--fixed-frame"])?
+                }
             };
             if !a.json {
                 eprintln!(
@@ -300,12 +341,20 @@ fn tx_only(a: TxOnlyArgs) -> Result<()> {
                 .collect(),
         )
     };
-    let (sk, tg) = (med("skiff"), med("trafgen"));
+    let base_name = match baseline {
+        Baseline::Trafgen => "trafgen",
+        Baseline::FixedFrame => "fixed-frame",
+    };
+    let (sk, tg) = (med("skiff"), med(base_name));
     let report = TxOnlyReport {
-        bench: "tx-only",
+        bench: match baseline {
+            Baseline::Trafgen => "tx-only",
+            Baseline::FixedFrame => "gen-features",
+        },
+        baseline: base_name,
         frame_size: a.size,
         skiff_median_pps: sk,
-        trafgen_median_pps: tg,
+        baseline_median_pps: tg,
         ratio: if tg > 0.0 { sk / tg } else { 0.0 },
         peer_xdp_dropped: sink_report["xdp"]["dropped"].as_u64().unwrap_or(0),
         sent_total: samples.iter().map(|s| s.packets).sum(),
@@ -315,14 +364,29 @@ fn tx_only(a: TxOnlyArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "tx-only, {}-byte frames, 1 queue, CPU 0, peer drops with XDP ({} runs each, medians):",
-            a.size, a.runs
+            "{}, {}-byte frames, 1 queue, CPU 0, peer drops with XDP ({} runs each, medians):",
+            report.bench, a.size, a.runs
         );
-        println!("  skiff    {}", fmt_rate(sk, "pps"));
-        println!(
-            "  trafgen  {}  (netsniff-ng, AF_PACKET TX_RING)",
-            fmt_rate(tg, "pps")
-        );
+        match baseline {
+            Baseline::Trafgen => {
+                println!("  skiff    {}", fmt_rate(sk, "pps"));
+                println!(
+                    "  trafgen  {}  (netsniff-ng, AF_PACKET TX_RING)",
+                    fmt_rate(tg, "pps")
+                );
+            }
+            Baseline::FixedFrame => {
+                println!(
+                    "  skiff, template + variation + tbf  {}  ({})",
+                    fmt_rate(sk, "pps"),
+                    FEATURES.join(" ")
+                );
+                println!(
+                    "  skiff, fixed-frame loop            {}  (gen --fixed-frame)",
+                    fmt_rate(tg, "pps")
+                );
+            }
+        }
         println!("  ratio    {:.2}x", report.ratio);
         println!(
             "  the peer's XDP program dropped {} frames; both tools sent {} in total",
@@ -334,7 +398,8 @@ fn tx_only(a: TxOnlyArgs) -> Result<()> {
 
 pub fn run(c: BenchCmd) -> Result<()> {
     match c {
-        BenchCmd::TxOnly(a) => tx_only(a),
+        BenchCmd::TxOnly(a) => tx_only(a, Baseline::Trafgen),
+        BenchCmd::GenFeatures(a) => tx_only(a, Baseline::FixedFrame),
     }
 }
 

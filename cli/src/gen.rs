@@ -1,69 +1,305 @@
-//! `skiff gen`: UDP/IPv4 frames from AF_XDP sockets, as fast as possible or paced.
+//! `skiff gen`: streams of frames from AF_XDP sockets, each frame built in place in the
+//! UMEM from a template (with field variation and a size distribution) or replayed from a
+//! capture, through a qdisc that sets the rate, onto one or several queues.
 
 use std::{
-    net::{Ipv4Addr, UdpSocket},
-    sync::atomic::Ordering,
+    net::{IpAddr, Ipv4Addr, UdpSocket},
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use skiff_engine::{
-    gen::{split_exact, split_rate, Pacer},
+    gen::{
+        rate::{Layer, Rate},
+        replay::ReplaySource,
+        size::SizeSpec,
+        source::FrameSource,
+        split_exact,
+        stream::{QueueStream, StreamSource},
+        vary::AddrRange,
+        Pacer,
+    },
     netdev,
+    pcap::{PcapFormat, PcapSummary, Sample, SharedPcap},
     stats::{Published, TxCounters},
-    tx::{run_tx, TxConfig, TxQueueReport},
-    wire::{self, UdpFrameSpec, FCS_LEN, MIN_FRAME_WITH_FCS},
-    xsk::BindMode,
+    tx::{
+        qdisc::{Qdisc, QdiscConfig, QdiscStats},
+        run_tx,
+        xmit::{run_xmit, XmitConfig},
+        TxConfig, TxQueueReport,
+    },
+    wire::{self, FCS_LEN, L1_OVERHEAD},
+    xsk::{BindMode, FrameAccounting, XdpStatistics},
 };
 
 use crate::{
-    common::{bitrates, fmt_rate, parse_count, parse_duration, parse_pps, pin, require_caps},
+    common::{fmt_rate, pin, require_caps},
     datapath::{self, DataPathArgs},
+    profile::Profile,
+    stream::{Context, Kind, StreamDef, StreamPlan},
 };
 
 #[derive(Debug, Args, Clone)]
 pub struct GenArgs {
     #[command(flatten)]
     pub dp: DataPathArgs,
-    /// Ethernet frame size in bytes including the 4-byte FCS (RFC 2544, pktgen): 64 sends
-    /// 60 bytes to the socket.
-    #[arg(long, default_value_t = 64)]
-    pub size: usize,
-    /// Stop after this many frames in total (e.g. 1000, 10k, 2M).
-    #[arg(long)]
+    /// Packet template: udp4, udp6, tcp-syn4, tcp-syn6, icmp4, icmp6.
+    #[arg(long, help_heading = "Stream")]
+    pub template: Option<String>,
+    /// Frame size(s), FCS included (RFC 2544): 64 | 64-1518 (uniform) | imix (64:7,594:4,1518:1) | SIZE:WEIGHT,...
+    /// Default: 64 (the template's smallest frame if larger).
+    #[arg(long, help_heading = "Stream")]
+    pub size: Option<String>,
+    /// Payload: zero | pattern (0,1,2,...) | text:STRING | hex:BYTES.
+    #[arg(long, help_heading = "Stream")]
+    pub payload: Option<String>,
+    /// Source address, or a range to vary over: 198.18.0.1 | 198.18.0.1-198.18.0.99 | 198.18.0.0/24 (IPv6 alike).
+    /// Default: the interface's IPv4 address; 2001:2::1 for IPv6 (RFC 5180).
+    #[arg(long, help_heading = "Stream")]
+    pub src_ip: Option<String>,
+    /// Destination address or range (as --src-ip). IPv6 default: 2001:2::2.
+    #[arg(long, help_heading = "Stream")]
+    pub dst_ip: Option<String>,
+    /// UDP/TCP source port or range (9000-9099); the ICMP echo identifier. Default 9000.
+    #[arg(long, help_heading = "Stream")]
+    pub src_port: Option<String>,
+    /// UDP/TCP destination port or range. Default 9000 (skiff sink matches 9000-9099).
+    #[arg(long, help_heading = "Stream")]
+    pub dst_port: Option<String>,
+    /// N flows: source ports --src-port .. --src-port+N-1 (shorthand for a range).
+    #[arg(long, help_heading = "Stream")]
+    pub flows: Option<String>,
+    /// How ranges are walked: inc (each field steps, like pktgen's *_INC) or random.
+    #[arg(long, help_heading = "Stream")]
+    pub vary: Option<String>,
+    /// Seed for random variation and uniform sizes (same seed, same frames).
+    #[arg(long, help_heading = "Stream")]
+    pub seed: Option<String>,
+    /// 802.1Q VLAN ID (0..=4094).
+    #[arg(long, help_heading = "Stream")]
+    pub vlan: Option<String>,
+    /// 802.1Q priority (PCP, 0..=7), with --vlan.
+    #[arg(long, help_heading = "Stream")]
+    pub vlan_prio: Option<String>,
+    /// DSCP (0..=63); also picks the prio qdisc's band, as pfifo_fast does from the TOS.
+    #[arg(long, help_heading = "Stream")]
+    pub dscp: Option<String>,
+    /// IPv4 TTL / IPv6 hop limit. Default 64.
+    #[arg(long, help_heading = "Stream")]
+    pub ttl: Option<String>,
+    /// The stream's name in reports.
+    #[arg(long, help_heading = "Stream")]
+    pub name: Option<String>,
+    /// Several streams from a TOML file (see docs/PROFILES.md); the stream flags above then must not be given.
+    #[arg(long, help_heading = "Stream")]
+    pub profile: Option<PathBuf>,
+
+    /// Stop after this many frames in total (e.g. 1000, 10k, 2M), over all queues.
+    #[arg(long, help_heading = "Amount and rate")]
     pub count: Option<String>,
-    /// Stop after this long (e.g. 10, 10s, 500ms). Without --count or --duration: until Ctrl-C.
-    #[arg(long)]
+    /// Stop after this long (10, 10s, 500ms). With --rate and no --count: exactly ⌊rate·duration⌋ frames.
+    /// Without --count or --duration: until Ctrl-C.
+    #[arg(long, help_heading = "Amount and rate")]
     pub duration: Option<String>,
-    /// Total rate in packets/s over all queues (e.g. 100k, 1.5Mpps). Default: as fast as possible.
-    #[arg(long)]
+    /// Total rate over all queues: 250kpps, 1.5Mpps, 100k (packets/s) or 10Gbit, 400Mbit (bits/s at --rate-layer).
+    /// Default: as fast as possible.
+    #[arg(long, help_heading = "Amount and rate")]
     pub rate: Option<String>,
-    /// Destination MAC. Without it, found by ARP for --dst-ip.
+    /// What a bit rate counts: l1 (frame + FCS + 20 bytes of preamble, SFD and gap: the line) or l2 (frame + FCS).
+    #[arg(long, default_value = "l1", help_heading = "Amount and rate")]
+    pub rate_layer: String,
+    /// Queueing discipline in front of each TX ring: pfifo | prio | tbf | fq. Default: tbf with --rate, fq for
+    /// profiles with per-stream rates and for original-timing replay, else pfifo.
+    #[arg(long, help_heading = "Amount and rate")]
+    pub qdisc: Option<String>,
+    /// Token bucket depth for tbf (and fq's catch-up horizon), as time at the rate: e.g. 4ms, 500us.
+    #[arg(long, default_value = "4ms", help_heading = "Amount and rate")]
+    pub burst: String,
+    /// Qdisc limit in packets (pfifo/prio/tbf: 1000 = txqueuelen; fq: 10000).
+    #[arg(long, help_heading = "Amount and rate")]
+    pub limit: Option<usize>,
+    /// Frames dequeued per round and per TX batch (weight_p): one kick per batch at most.
+    #[arg(long, default_value_t = 64, help_heading = "Amount and rate")]
+    pub batch: u32,
+
+    /// Replay a pcap/pcapng capture instead of a template.
+    #[arg(long, help_heading = "Replay")]
+    pub pcap_in: Option<String>,
+    /// Replay timing: original (the capture's gaps) or top (as fast as possible). With --rate: that rate.
+    #[arg(long, help_heading = "Replay")]
+    pub replay_timing: Option<String>,
+    /// Times to send the capture (0 = until stopped). Default 1.
+    #[arg(long, help_heading = "Replay")]
+    pub loops: Option<String>,
+    /// Rewrite the replayed frames' MACs to this interface's and --dst-mac's (or ARP's), and
+    /// the IPv4 addresses to --src-ip/--dst-ip when given (checksums updated).
+    #[arg(long, help_heading = "Replay")]
+    pub rewrite: bool,
+
+    /// Write what was sent to this pcap (or .pcapng) file: tcpdump cannot see AF_XDP TX.
+    #[arg(long, help_heading = "Capture")]
+    pub pcap_out: Option<PathBuf>,
+    /// pcap or pcapng. Default: from the file name (.pcapng), else pcap.
+    #[arg(long, help_heading = "Capture")]
+    pub pcap_format: Option<String>,
+    /// Which sent frames to write: all | 1/N (one in N) | first:N.
+    #[arg(long, default_value = "all", help_heading = "Capture")]
+    pub pcap_sample: String,
+
+    /// Destination MAC. Without it, found by ARP for the first --dst-ip (IPv4).
     #[arg(long)]
     pub dst_mac: Option<String>,
     /// Source MAC. Default: the interface's.
     #[arg(long)]
     pub src_mac: Option<String>,
-    /// Source IPv4. Default: the interface's address.
-    #[arg(long)]
-    pub src_ip: Option<String>,
-    /// Destination IPv4.
-    #[arg(long)]
-    pub dst_ip: Option<String>,
-    /// UDP source port.
-    #[arg(long, default_value_t = 9000)]
-    pub src_port: u16,
-    /// UDP destination port (skiff's sink matches 9000-9099 by default).
-    #[arg(long, default_value_t = 9000)]
-    pub dst_port: u16,
-    /// Optional 802.1Q VLAN ID.
-    #[arg(long)]
-    pub vlan: Option<u16>,
-    /// Frames per TX batch (one kick per batch at most).
-    #[arg(long, default_value_t = 64)]
-    pub batch: u32,
+    /// The data path's fixed-frame loop (no qdisc, no variation): the benchmark baseline.
+    #[arg(long, hide = true)]
+    pub fixed_frame: bool,
+}
+
+impl GenArgs {
+    /// The single stream the flags describe.
+    fn stream_def(&self) -> StreamDef {
+        StreamDef {
+            name: self.name.clone(),
+            template: self.template.clone(),
+            size: self.size.clone(),
+            src_ip: self.src_ip.clone(),
+            dst_ip: self.dst_ip.clone(),
+            src_port: self.src_port.clone(),
+            dst_port: self.dst_port.clone(),
+            flows: self.flows.clone(),
+            vary: self.vary.clone(),
+            seed: self.seed.clone(),
+            vlan: self.vlan.clone(),
+            vlan_prio: self.vlan_prio.clone(),
+            dscp: self.dscp.clone(),
+            ttl: self.ttl.clone(),
+            payload: self.payload.clone(),
+            rate: self.rate.clone(),
+            count: self.count.clone(),
+            duration: self.duration.clone(),
+            pcap_in: self.pcap_in.clone(),
+            replay_timing: self.replay_timing.clone(),
+            loops: self.loops.clone(),
+            rewrite: self.rewrite.then(|| "true".to_owned()),
+        }
+    }
+
+    /// Stream flags given together with --profile.
+    fn stream_flags_given(&self) -> Vec<&'static str> {
+        let d = self.stream_def();
+        let mut v = Vec::new();
+        for (n, f) in [
+            ("--template", &d.template),
+            ("--size", &d.size),
+            ("--src-ip", &d.src_ip),
+            ("--dst-ip", &d.dst_ip),
+            ("--src-port", &d.src_port),
+            ("--dst-port", &d.dst_port),
+            ("--flows", &d.flows),
+            ("--vary", &d.vary),
+            ("--seed", &d.seed),
+            ("--vlan", &d.vlan),
+            ("--dscp", &d.dscp),
+            ("--payload", &d.payload),
+            ("--rate", &d.rate),
+            ("--count", &d.count),
+            ("--duration", &d.duration),
+            ("--pcap-in", &d.pcap_in),
+            ("--name", &d.name),
+        ] {
+            if f.is_some() {
+                v.push(n);
+            }
+        }
+        v
+    }
+}
+
+/// Inter-departure gaps of a stream, ns.
+#[derive(Debug, Serialize)]
+pub struct GapReport {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub min: u64,
+    pub mean: f64,
+    /// The gap a perfect pacer would keep on each queue: queues / requested pps.
+    pub ideal: Option<f64>,
+    /// The largest distance of any gap from the ideal one.
+    pub max_deviation: Option<f64>,
+    pub samples: u64,
+}
+
+impl GapReport {
+    fn from_hist(h: &Histogram<u64>, ideal: Option<f64>) -> GapReport {
+        let n = h.len();
+        let (min, max) = if n > 0 { (h.min(), h.max()) } else { (0, 0) };
+        GapReport {
+            p50: if n > 0 { h.value_at_quantile(0.5) } else { 0 },
+            p99: if n > 0 { h.value_at_quantile(0.99) } else { 0 },
+            max,
+            min,
+            mean: if n > 0 { h.mean() } else { 0.0 },
+            ideal,
+            max_deviation: ideal
+                .filter(|_| n > 0)
+                .map(|i| (max as f64 - i).abs().max((min as f64 - i).abs())),
+            samples: n,
+        }
+    }
+}
+
+/// One queue's share of a stream.
+#[derive(Debug, Serialize)]
+pub struct StreamQueueShare {
+    pub queue: u32,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+}
+
+/// One stream, over all queues.
+#[derive(Debug, Serialize)]
+pub struct StreamReport {
+    pub name: String,
+    pub describe: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Requested packets/s (a bit rate's for the stream's mean frame size).
+    pub requested_pps: Option<f64>,
+    /// The requested rate as given.
+    pub requested_rate: Option<String>,
+    /// (frames − 1) / (last departure − first departure): the sending rate itself.
+    pub achieved_pps: f64,
+    pub achieved_bps_l2: f64,
+    pub achieved_bps_l1: f64,
+    pub gap_ns: GapReport,
+    pub qdisc_dropped: u64,
+    pub unsent_at_stop: u64,
+    pub queues: Vec<StreamQueueShare>,
+}
+
+/// One queue.
+#[derive(Debug, Serialize)]
+pub struct QueueReport {
+    pub queue: u32,
+    pub cpu: Option<usize>,
+    #[serde(flatten)]
+    pub counters: TxCounters,
+    pub qdisc: QdiscStats,
+    pub never_completed: u64,
+    pub xdp_statistics: XdpStatistics,
+    pub frames: FrameAccounting,
+    pub elapsed_s: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,7 +312,11 @@ pub struct GenReport {
     pub tx_bps_l2: f64,
     pub tx_bps_l1: f64,
     pub requested_pps: Option<f64>,
-    pub frame_size: usize,
+    pub rate_layer: Layer,
+    /// Mean frame size, FCS included.
+    pub frame_size: f64,
+    pub qdisc: String,
+    pub qdisc_stats: QdiscStats,
     pub completed: u64,
     pub never_completed: u64,
     pub iface_tx_dropped: u64,
@@ -86,7 +326,10 @@ pub struct GenReport {
     pub zero_copy: bool,
     pub frames_accounted: bool,
     pub stopped_by: &'static str,
-    pub queues: Vec<TxQueueReport>,
+    pub streams: Vec<StreamReport>,
+    pub queues: Vec<QueueReport>,
+    pub pcap_out: Option<PcapSummary>,
+    pub warnings: Vec<String>,
 }
 
 /// Resolves `dst` on the interface with the kernel's ARP: one UDP datagram to the discard
@@ -118,87 +361,291 @@ fn arp_resolve(ifname: &str, src: Ipv4Addr, dst: Ipv4Addr) -> Result<[u8; 6]> {
     bail!("no ARP reply from {dst} on {ifname} within 1 s; give --dst-mac")
 }
 
+/// L2 and L1 bit rates of `pkts` frames of `bytes` bytes (no FCS) over `secs`.
+fn bits(pkts: u64, bytes: u64, secs: f64) -> (f64, f64) {
+    if secs <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let l2 = (bytes + pkts * FCS_LEN as u64) as f64 * 8.0 / secs;
+    (l2, l2 + (pkts * L1_OVERHEAD as u64) as f64 * 8.0 / secs)
+}
+
+/// Chooses the qdisc of one queue. `queues` divides the rates.
+fn qdisc_for(
+    kind: &str,
+    plans: &[StreamPlan],
+    queues: usize,
+    burst: Duration,
+    limit: Option<usize>,
+) -> Result<QdiscConfig> {
+    let rated: Vec<(usize, Rate)> = plans
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.rate.map(|r| (i, r.divided(queues))))
+        .collect();
+    let edt = plans.iter().any(|p| {
+        matches!(
+            p.kind,
+            Kind::Replay {
+                timing: skiff_engine::gen::replay::ReplayTiming::Original,
+                ..
+            }
+        )
+    });
+    // The bucket must hold at least two of the largest frames, or a slow rate could never
+    // send one (the kernel's tbf refuses a burst below the MTU for the same reason).
+    let max_len = plans.iter().map(|p| p.mean_len.ceil() as usize).max().unwrap_or(60).max(1518);
+    let burst_ps = |r: &Rate| (burst.as_nanos() as u64 * 1000).max(2 * r.cost_ps(max_len));
+    Ok(match kind {
+        "pfifo" | "prio" if !rated.is_empty() => bail!(
+            "--qdisc {kind} is work-conserving and cannot enforce a rate: use tbf or fq (or no --qdisc)"
+        ),
+        "pfifo" | "prio" | "tbf" if edt => bail!(
+            "--qdisc {kind} does not honour departure times: original-timing replay needs fq (the default for it)"
+        ),
+        "pfifo" => QdiscConfig::Pfifo { limit: limit.unwrap_or(1000) },
+        "prio" => QdiscConfig::Prio { limit: limit.unwrap_or(1000) },
+        "tbf" => {
+            if plans.len() > 1 {
+                bail!("--qdisc tbf shapes one stream; several streams with their own rates need fq (the default)");
+            }
+            let Some(&(_, rate)) = rated.first() else {
+                bail!("--qdisc tbf needs --rate");
+            };
+            QdiscConfig::Tbf { rate, burst_ps: burst_ps(&rate), limit: limit.unwrap_or(1000) }
+        }
+        "fq" => {
+            let (maxrate, flow_rates) = if plans.len() == 1 {
+                (rated.first().map(|&(_, r)| r), Vec::new())
+            } else {
+                (None, rated.iter().map(|&(i, r)| (i as u32, r)).collect())
+            };
+            QdiscConfig::Fq {
+                // Linux sch_fq: quantum 2 × MTU-sized frames, flow_limit 100, limit 10000.
+                quantum: 2 * 1514,
+                flow_limit: 100,
+                limit: limit.unwrap_or(10_000),
+                maxrate,
+                flow_rates,
+            }
+        }
+        other => bail!("unknown --qdisc {other:?}: pfifo, prio, tbf or fq"),
+    })
+}
+
+/// The default qdisc: tbf for one rated stream, fq for several or for departure times.
+fn default_qdisc(plans: &[StreamPlan]) -> &'static str {
+    let rated = plans.iter().filter(|p| p.rate.is_some()).count();
+    let edt = plans.iter().any(|p| {
+        matches!(
+            p.kind,
+            Kind::Replay {
+                timing: skiff_engine::gen::replay::ReplayTiming::Original,
+                ..
+            }
+        )
+    });
+    if edt || (rated > 0 && plans.len() > 1) {
+        "fq"
+    } else if rated == 1 {
+        "tbf"
+    } else {
+        "pfifo"
+    }
+}
+
 pub fn run(a: GenArgs) -> Result<GenReport> {
     require_caps()?;
     let plan = a.dp.plan(false)?;
     let ifname = plan.ifname.clone();
+    let n = plan.queues.len();
 
-    // Sizes: --size counts the FCS; the socket gets size - 4 bytes.
-    if a.size < MIN_FRAME_WITH_FCS {
-        bail!(
-            "bad --size {}: Ethernet frames are at least {MIN_FRAME_WITH_FCS} bytes (FCS included)",
-            a.size
-        );
-    }
-    let frame_len = a.size - FCS_LEN;
-    let mtu = netdev::mtu(&ifname).unwrap_or(1500) as usize;
-    let vlan_len = if a.vlan.is_some() { wire::VLAN_HLEN } else { 0 };
-    let max_by_mtu = mtu + wire::ETH_HLEN + vlan_len + FCS_LEN;
-    if a.size > max_by_mtu {
-        bail!("--size {} is larger than {ifname}'s MTU allows: {mtu} + 14 (Ethernet){} + 4 (FCS) = {max_by_mtu}", a.size, if vlan_len > 0 { " + 4 (VLAN)" } else { "" });
-    }
-    let room = plan.xsk.frame_size as usize - 256;
-    if frame_len > room {
-        bail!("--size {} does not fit a {}-byte UMEM frame ({room} bytes after the 256-byte XDP headroom); use --frame-size 4096", a.size, plan.xsk.frame_size);
-    }
-    if let Some(v) = a.vlan {
-        if v > 4094 {
-            bail!("bad --vlan {v}: 0..=4094");
+    let profile = match &a.profile {
+        Some(p) => {
+            let given = a.stream_flags_given();
+            if !given.is_empty() {
+                bail!(
+                    "--profile describes the streams; {} cannot be given with it",
+                    given.join(", ")
+                );
+            }
+            Some(Profile::load(p)?)
         }
-    }
-    let count = a.count.as_deref().map(parse_count).transpose()?;
-    if count == Some(0) {
-        bail!("bad --count 0: nothing to send");
-    }
-    let duration = a.duration.as_deref().map(parse_duration).transpose()?;
-    let rate = a.rate.as_deref().map(parse_pps).transpose()?;
+        None => None,
+    };
+    let layer_s = profile
+        .as_ref()
+        .and_then(|p| p.rate_layer.clone())
+        .unwrap_or_else(|| a.rate_layer.clone());
+    let layer = match layer_s.to_ascii_lowercase().as_str() {
+        "l1" => Layer::L1,
+        "l2" => Layer::L2,
+        o => bail!("bad rate layer {o:?}: l1 or l2"),
+    };
+    let burst = crate::common::parse_duration(&a.burst).context("--burst")?;
     if a.batch == 0 || a.batch > plan.xsk.tx_size {
         bail!("bad --batch {}: 1..={}", a.batch, plan.xsk.tx_size);
     }
+    let defs: Vec<StreamDef> = match &profile {
+        Some(p) => p.streams.clone(),
+        None => vec![a.stream_def()],
+    };
 
-    // Addresses.
-    let src_mac = match &a.src_mac {
+    // Addresses every stream shares.
+    let src_mac_s = a.src_mac.clone().or(profile.as_ref().and_then(|p| p.src_mac.clone()));
+    let src_mac = match &src_mac_s {
         Some(m) => wire::parse_mac(m)
-            .with_context(|| format!("bad --src-mac {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
+            .with_context(|| format!("bad source MAC {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
         None => netdev::mac(&ifname)
             .with_context(|| format!("cannot read {ifname}'s MAC; give --src-mac"))?,
     };
-    let src_ip = match &a.src_ip {
-        Some(s) => {
-            wire::parse_ipv4(s).with_context(|| format!("bad --src-ip {s:?} (an IPv4 address)"))?
-        }
-        None => netdev::ipv4_addr(&ifname)
-            .map(|(ip, _)| ip)
-            .with_context(|| format!("{ifname} has no IPv4 address; give --src-ip"))?,
-    };
-    let dst_ip = match &a.dst_ip {
-        Some(s) => {
-            wire::parse_ipv4(s).with_context(|| format!("bad --dst-ip {s:?} (an IPv4 address)"))?
-        }
-        None => bail!("give --dst-ip (the receiver's IPv4 address)"),
-    };
-    let dst_mac = match &a.dst_mac {
+    let iface_ipv4 = netdev::ipv4_addr(&ifname).map(|(ip, _)| ip);
+    let dst_mac_s = a.dst_mac.clone().or(profile.as_ref().and_then(|p| p.dst_mac.clone()));
+    let needs_mac = defs.iter().any(|d| d.pcap_in.is_none() || d.rewrite.is_some());
+    let dst_mac = match &dst_mac_s {
         Some(m) => wire::parse_mac(m)
-            .with_context(|| format!("bad --dst-mac {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
-        None => arp_resolve(&ifname, Ipv4Addr::from(src_ip), Ipv4Addr::from(dst_ip))?,
+            .with_context(|| format!("bad destination MAC {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
+        None if !needs_mac => [0; 6],
+        None => {
+            let first_v4 = defs.iter().find_map(|d| {
+                let r = AddrRange::parse(d.dst_ip.as_deref()?).ok()?;
+                match r.first() {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                }
+            });
+            let (Some(dst), Some(src)) = (first_v4, iface_ipv4) else {
+                bail!("give --dst-mac: skiff resolves it by ARP only for an IPv4 --dst-ip on an interface with an IPv4 address (no neighbour discovery for IPv6 yet)");
+            };
+            arp_resolve(&ifname, Ipv4Addr::from(src), dst)?
+        }
     };
-    let spec = UdpFrameSpec {
-        dst_mac,
+    let mtu = netdev::mtu(&ifname).unwrap_or(1500) as usize;
+    let ctx = Context {
         src_mac,
-        vlan: a.vlan,
-        src_ip,
-        dst_ip,
-        src_port: a.src_port,
-        dst_port: a.dst_port,
-        frame_len,
+        dst_mac,
+        iface_ipv4,
+        layer,
+        max_size: mtu + wire::ETH_HLEN + FCS_LEN,
+        // The UMEM frame minus the 256-byte XDP headroom xsk-rs reserves by default.
+        umem_room: plan.xsk.frame_size as usize - 256,
+        mtu,
     };
-    let frame = spec.build();
+    let mut plans = Vec::with_capacity(defs.len());
+    for (i, d) in defs.iter().enumerate() {
+        let p = d.resolve(i, &ctx).map_err(|e| match &profile {
+            Some(prof) => anyhow::anyhow!("{}", prof.field_error(i, e.field, &e.msg)),
+            None => anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.msg),
+        })?;
+        plans.push(p);
+    }
+    let qdisc_kind = a
+        .qdisc
+        .clone()
+        .or(profile.as_ref().and_then(|p| p.qdisc.clone()))
+        .unwrap_or_else(|| default_qdisc(&plans).to_owned());
+    let qcfg = qdisc_for(&qdisc_kind, &plans, n, burst, a.limit)?;
+    // No rate may exceed what the link carries (at L1); a veth reports no speed, and
+    // `Rate::parse` already refused anything above any link's.
+    if let Some(speed) = netdev::speed_mbps(&ifname) {
+        for p in &plans {
+            let Some(pps) = p.requested_pps() else { continue };
+            let l1 = pps * (p.mean_len + (FCS_LEN + L1_OVERHEAD) as f64) * 8.0;
+            // 0.01% tolerance for rounding in the unit conversions.
+            if l1 > speed as f64 * 1e6 * 1.0001 {
+                bail!(
+                    "stream {}: the rate is above what {ifname} can carry: {} at L1 > its {speed} Mbit/s",
+                    p.name,
+                    fmt_rate(l1, "bit/s")
+                );
+            }
+        }
+    }
 
-    // Data path: the program redirects frames to our source port (replies) to our sockets.
+    // Counts: a rate and a duration without a count mean exactly ⌊pps · duration⌋ frames
+    // when the packet rate is exact (packets/s, or a bit rate with one frame size); the
+    // duration then only bounds a run the machine cannot keep up with (plus 50 ms grace).
+    let mut warnings = Vec::new();
+    for p in &mut plans {
+        if let (None, Some(d), Some(_)) = (p.count, p.duration, p.rate) {
+            let exact = match (&p.rate, &p.kind) {
+                (Some(Rate::Pps(_)), _) => true,
+                (_, Kind::Synth { sizes: SizeSpec::Fixed(_), .. }) => true,
+                _ => false,
+            };
+            if exact {
+                let pps = p.requested_pps().unwrap_or(0.0);
+                p.count = Some((pps * d.as_secs_f64()).floor().max(1.0) as u64);
+                p.duration = Some(d + Duration::from_millis(50));
+            }
+        }
+        if let Some(c) = p.count {
+            if (c as usize) < n && !matches!(p.kind, Kind::Replay { .. }) {
+                bail!("stream {}: --count {c} is smaller than the {n} queues it is split over", p.name);
+            }
+        }
+        if let Kind::Replay { skipped_oversize, .. } = &p.kind {
+            if *skipped_oversize > 0 {
+                warnings.push(format!(
+                    "stream {}: {skipped_oversize} frames of the capture are larger than {ifname}'s MTU ({mtu}) allows and are skipped",
+                    p.name
+                ));
+            }
+        }
+    }
+
+    // Sources per queue, built before the data path opens (errors surface first).
+    let mut per_queue: Vec<Vec<QueueStream>> = (0..n).map(|_| Vec::new()).collect();
+    for p in &plans {
+        let counts = p.count.map(|c| split_exact(c, n));
+        for (qi, qs) in per_queue.iter_mut().enumerate() {
+            let source = match &p.kind {
+                Kind::Synth { spec, var, sizes, seed } => {
+                    // Each queue its own seed, so random variation differs across queues.
+                    let fs = FrameSource::new(spec, var, sizes, seed.wrapping_add(qi as u64 * 0x9e37_79b9))
+                        .map_err(|e| anyhow::anyhow!("stream {}: {e}", p.name))?;
+                    if qi == 0 && fs.raised_sizes() > 0 {
+                        warnings.push(format!(
+                            "stream {}: {} size(s) below the template's smallest frame ({} bytes) are sent at that size",
+                            p.name,
+                            fs.raised_sizes(),
+                            spec.min_size()
+                        ));
+                    }
+                    StreamSource::Synth(Box::new(fs))
+                }
+                Kind::Replay { frames, timing, loops, .. } => StreamSource::Replay(ReplaySource::new(frames.clone(), qi, n, *loops, *timing)),
+            };
+            qs.push(QueueStream {
+                source,
+                priority: p.priority,
+                count: counts.as_ref().map(|c| c[qi]),
+                deadline: None,
+            });
+        }
+    }
+
+    let tap: Option<SharedPcap> = match &a.pcap_out {
+        Some(path) => {
+            let format = match &a.pcap_format {
+                Some(f) => PcapFormat::parse(f).with_context(|| format!("bad --pcap-format {f:?}: pcap or pcapng"))?,
+                None => PcapFormat::from_path(path),
+            };
+            let sample = Sample::parse(&a.pcap_sample).map_err(|e| anyhow::anyhow!("bad --pcap-sample: {e}"))?;
+            Some(SharedPcap::create(path, format, sample)?)
+        }
+        None => None,
+    };
+
+    // Data path: the program redirects frames to our source ports (replies) to our sockets.
+    let (port_lo, port_hi) = match plans.first().map(|p| &p.kind) {
+        Some(Kind::Synth { spec, var, .. }) => var.src_port.map_or((spec.src_port, spec.src_port), |r| (r.lo, r.hi)),
+        _ => (0, 0),
+    };
     let filter = skiff_ebpf::Config {
-        flags: skiff_ebpf::flags::ENABLED,
-        port_lo: a.src_port,
-        port_hi: a.src_port,
+        flags: if port_hi > 0 { skiff_ebpf::flags::ENABLED } else { 0 },
+        port_lo,
+        port_hi,
         action: skiff_ebpf::Action::Redirect as u32,
         reserved: 0,
     };
@@ -211,77 +658,85 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         // older kernels refuse the option, which only costs speed.
         let _ = q.set_tx_skb_budget(plan.xsk.tx_size);
     }
-    let n = queues.len();
-    // A rate and a duration without a count mean exactly ⌊rate · duration⌋ frames; the
-    // deadline then only bounds a run the machine cannot keep up with (plus 50 ms grace).
-    let (count, duration) = match (count, duration, rate) {
-        (None, Some(d), Some(r)) => (
-            Some((r * d.as_secs_f64()).floor().max(1.0) as u64),
-            Some(d + Duration::from_millis(50)),
-        ),
-        other => (other.0, other.1),
-    };
-    let counts = count.map(|c| split_exact(c, n));
-    let rates = rate.map(|r| split_rate(r, n));
-    if let Some(c) = &counts {
-        if c.contains(&0) {
-            bail!(
-                "--count {} is smaller than the {n} queues it is split over",
-                count.unwrap_or(0)
-            );
-        }
-    }
+
     let stop = datapath::stop_for(&a.dp);
     let tx_dropped_before = netdev::stat(&ifname, "tx_dropped");
     datapath::signal_ready(&a.dp)?;
     let start = Instant::now();
-    let deadline = duration.map(|d| start + d);
-    let stopped_by = match (count, duration) {
-        (None, None) => "signal",
-        _ => "limit",
-    };
-    if !a.dp.quiet && !a.dp.json && stopped_by == "signal" {
-        eprintln!("skiff gen: sending on {ifname} until Ctrl-C");
+    for qs in &mut per_queue {
+        for (s, p) in qs.iter_mut().zip(&plans) {
+            s.deadline = p.duration.map(|d| start + d);
+        }
+    }
+    let bounded = plans.iter().all(|p| {
+        p.count.is_some() || p.duration.is_some() || matches!(&p.kind, Kind::Replay { loops: Some(_), .. })
+    });
+    // The whole run ends at the last stream's deadline, if every stream has one.
+    let deadline = plans
+        .iter()
+        .map(|p| p.duration)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| v.into_iter().max())
+        .map(|d| start + d);
+    if !a.dp.quiet && !a.dp.json {
+        for (p, s) in plans.iter().zip(&warnings) {
+            let _ = p;
+            eprintln!("skiff gen: warning: {s}");
+        }
+        if !bounded {
+            eprintln!("skiff gen: sending on {ifname} until Ctrl-C");
+        }
+    }
+
+    if a.fixed_frame {
+        return run_fixed(&a, plans, per_queue, plan, prog, queues, stop, start, deadline, tx_dropped_before, ifname, layer, warnings, zero_copy, xdp_mode.name(), fallback);
     }
 
     let published: Vec<_> = (0..n).map(|_| Published::<TxCounters>::new()).collect();
+    let progress: Vec<Arc<Vec<AtomicU64>>> = (0..n)
+        .map(|_| Arc::new(plans.iter().map(|_| AtomicU64::new(0)).collect()))
+        .collect();
     let mut handles = Vec::with_capacity(n);
-    for (i, mut q) in queues.into_iter().enumerate() {
-        let cfg = TxConfig {
-            batch: a.batch,
-            count: counts.as_ref().map(|c| c[i]),
-            deadline,
-            pacer: rates.as_ref().and_then(|r| Pacer::new(r[i])),
+    for (i, (mut q, mut streams)) in queues.into_iter().zip(per_queue).enumerate() {
+        let cfg = XmitConfig {
+            quota: a.batch as usize,
+            backlog_per_stream: a.batch as usize,
+            deadline: deadline.map(|d| d.max(start)),
             fill_target: plan.xsk.tx_only_fill,
             reclaim_max: plan.xsk.comp_size,
-            ..TxConfig::default()
+            ..XmitConfig::default()
         };
+        let mut qdisc = Qdisc::new(&qcfg);
         let cpu = plan.cpus[i];
-        let frame = frame.clone();
         let stop = stop.clone();
         let publ = published[i].clone();
+        let prog_i = progress[i].clone();
+        let tap = tap.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("skiff-tx{}", q.queue_id()))
                 .spawn(move || {
                     let pinned = pin(cpu);
-                    let (counters, produced) = run_tx(&mut q, &frame, &cfg, &stop, &publ);
+                    let r = run_xmit(&mut q, &mut streams, &mut qdisc, &cfg, tap.as_ref(), &stop, &publ, &prog_i);
                     let stats = q.statistics();
-                    TxQueueReport {
+                    let report = QueueReport {
                         queue: q.queue_id(),
                         cpu: cpu.filter(|_| pinned),
-                        counters,
+                        counters: r.counters,
+                        qdisc: r.qdisc,
                         never_completed: q.tx_outstanding(),
                         xdp_statistics: stats,
                         frames: q.accounting(),
-                        elapsed_s: produced.as_secs_f64(),
-                    }
+                        elapsed_s: r.produced.as_secs_f64(),
+                    };
+                    (report, r.streams)
                 })
                 .context("spawning a TX poller thread")?,
         );
     }
 
     let mut last = TxCounters::default();
+    let mut last_streams = vec![0u64; plans.len()];
     let quiet = a.dp.quiet;
     datapath::progress_loop(
         start,
@@ -292,47 +747,103 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                 sum.add(&p.read());
             }
             if !quiet {
-                let pps = (sum.tx_packets - last.tx_packets) as f64;
-                let (l2, l1) = bitrates(pps, frame.len() as f64);
-                eprintln!(
+                let pkts = sum.tx_packets - last.tx_packets;
+                let (l2, l1) = bits(pkts, sum.tx_bytes - last.tx_bytes, 1.0);
+                let mut line = format!(
                     "gen  {:>4.0}s  tx {:>12}  {:>14} L2  {:>14} L1  completed {:>10}  ring_full {}",
                     t.as_secs_f64(),
-                    fmt_rate(pps, "pps"),
+                    fmt_rate(pkts as f64, "pps"),
                     fmt_rate(l2, "bit/s"),
                     fmt_rate(l1, "bit/s"),
                     sum.completed,
                     sum.tx_ring_full
                 );
+                if plans.len() > 1 {
+                    for (si, p) in plans.iter().enumerate() {
+                        let now: u64 = progress.iter().map(|v| v[si].load(Ordering::Relaxed)).sum();
+                        line.push_str(&format!("  {} {}", p.name, fmt_rate((now - last_streams[si]) as f64, "pps")));
+                        last_streams[si] = now;
+                    }
+                }
+                eprintln!("{line}");
             }
             last = sum;
         },
     );
-    let mut reports = Vec::with_capacity(n);
+    let mut queue_reports = Vec::with_capacity(n);
+    let mut stream_parts = Vec::with_capacity(n);
     for h in handles {
-        reports.push(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("a TX poller thread panicked"))?,
-        );
+        let (qr, st) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a TX poller thread panicked"))?;
+        queue_reports.push(qr);
+        stream_parts.push(st);
     }
     let stopped_by = if stop.load(Ordering::Relaxed) {
         "signal"
+    } else if bounded {
+        "limit"
     } else {
-        stopped_by
+        "signal"
     };
     let iface_tx_dropped = netdev::stat(&ifname, "tx_dropped").saturating_sub(tx_dropped_before);
     drop(prog); // detach before reporting
-
-    let mut total = TxCounters::default();
-    for r in &reports {
-        total.add(&r.counters);
-    }
-    let elapsed = reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
-    let pps = if elapsed > 0.0 {
-        total.tx_packets as f64 / elapsed
-    } else {
-        0.0
+    let pcap_out = match tap {
+        Some(t) => {
+            Some(t.finish()?)
+        }
+        None => None,
     };
-    let (l2, l1) = bitrates(pps, frame.len() as f64);
+
+    // Streams over all queues.
+    let mut streams = Vec::with_capacity(plans.len());
+    for (si, p) in plans.iter().enumerate() {
+        let mut gaps = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+        let (mut pk, mut by, mut dropped, mut unsent) = (0, 0, 0, 0);
+        let mut span: Option<(u64, u64)> = None;
+        let mut shares = Vec::with_capacity(n);
+        for (qr, parts) in queue_reports.iter().zip(&stream_parts) {
+            let s = &parts[si];
+            let _ = gaps.add(&s.gaps);
+            pk += s.tx_packets;
+            by += s.tx_bytes;
+            dropped += s.qdisc_dropped;
+            unsent += s.unsent_at_stop;
+            if let Some((f, l)) = s.first_last_ns {
+                span = Some(span.map_or((f, l), |(a, b)| (a.min(f), b.max(l))));
+            }
+            shares.push(StreamQueueShare { queue: qr.queue, tx_packets: s.tx_packets, tx_bytes: s.tx_bytes });
+        }
+        let secs = span.map_or(0.0, |(f, l)| (l - f) as f64 / 1e9);
+        let achieved = if secs > 0.0 { (pk.saturating_sub(1)) as f64 / secs } else { 0.0 };
+        let (l2, l1) = bits(pk.saturating_sub(1), by.saturating_sub(by / pk.max(1)), secs);
+        let req = p.requested_pps();
+        streams.push(StreamReport {
+            name: p.name.clone(),
+            describe: p.describe.clone(),
+            tx_packets: pk,
+            tx_bytes: by,
+            requested_pps: req,
+            requested_rate: p.rate.map(|r| r.to_string()),
+            achieved_pps: achieved,
+            achieved_bps_l2: l2,
+            achieved_bps_l1: l1,
+            gap_ns: GapReport::from_hist(&gaps, req.map(|r| n as f64 * 1e9 / r)),
+            qdisc_dropped: dropped,
+            unsent_at_stop: unsent,
+            queues: shares,
+        });
+    }
+    let mut total = TxCounters::default();
+    let mut qstats = QdiscStats::default();
+    for r in &queue_reports {
+        total.add(&r.counters);
+        qstats.add(&r.qdisc);
+    }
+    let elapsed = queue_reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
+    let pps = if elapsed > 0.0 { total.tx_packets as f64 / elapsed } else { 0.0 };
+    let (l2, l1) = bits(total.tx_packets, total.tx_bytes, elapsed);
+    let requested: Option<f64> = plans.iter().map(|p| p.requested_pps()).sum();
     Ok(GenReport {
         iface: ifname,
         tx_packets: total.tx_packets,
@@ -341,28 +852,151 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         tx_pps: pps,
         tx_bps_l2: l2,
         tx_bps_l1: l1,
-        requested_pps: rate,
-        frame_size: a.size,
+        requested_pps: requested,
+        rate_layer: layer,
+        frame_size: if total.tx_packets > 0 { total.tx_bytes as f64 / total.tx_packets as f64 + FCS_LEN as f64 } else { 0.0 },
+        qdisc: qdisc_kind,
+        qdisc_stats: qstats,
         completed: total.completed,
-        never_completed: reports.iter().map(|r| r.never_completed).sum(),
+        never_completed: queue_reports.iter().map(|r| r.never_completed).sum(),
         iface_tx_dropped,
-        tx_invalid_descs: reports
-            .iter()
-            .map(|r| r.xdp_statistics.tx_invalid_descs)
-            .sum(),
+        tx_invalid_descs: queue_reports.iter().map(|r| r.xdp_statistics.tx_invalid_descs).sum(),
         xdp_mode: xdp_mode.name(),
         xdp_fallback_reason: fallback,
         zero_copy,
-        frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
+        frames_accounted: queue_reports.iter().all(|r| r.frames.adds_up()),
         stopped_by,
-        queues: reports,
+        streams,
+        queues: queue_reports,
+        pcap_out,
+        warnings,
+    })
+}
+
+/// The data path's fixed-frame loop: the first frame of the (single, synthetic) stream,
+/// copied as fast as possible. The benchmark's baseline for what templates, variation and
+/// the qdisc cost.
+#[allow(clippy::too_many_arguments)]
+fn run_fixed(
+    a: &GenArgs,
+    plans: Vec<StreamPlan>,
+    mut per_queue: Vec<Vec<QueueStream>>,
+    plan: datapath::Plan,
+    prog: skiff_engine::xdp::XdpAttachment,
+    queues: Vec<skiff_engine::xsk::XskQueue>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    start: Instant,
+    deadline: Option<Instant>,
+    tx_dropped_before: u64,
+    ifname: String,
+    layer: Layer,
+    warnings: Vec<String>,
+    zero_copy: bool,
+    xdp_mode: &'static str,
+    fallback: Option<String>,
+) -> Result<GenReport> {
+    if plans.len() != 1 || a.pcap_out.is_some() {
+        bail!("--fixed-frame sends one synthetic stream, without --pcap-out");
+    }
+    let p = &plans[0];
+    let mut frame = vec![0u8; 9216];
+    let len = match per_queue[0].first_mut().map(|s| &mut s.source) {
+        Some(StreamSource::Synth(s)) => s.next_into(&mut frame),
+        _ => bail!("--fixed-frame needs a template stream"),
+    };
+    frame.truncate(len);
+    let pps = p.requested_pps();
+    let n = queues.len();
+    let mut handles = Vec::with_capacity(n);
+    for (i, mut q) in queues.into_iter().enumerate() {
+        let cfg = TxConfig {
+            batch: a.batch,
+            count: per_queue[i].first().and_then(|s| s.count),
+            deadline,
+            pacer: pps.and_then(|r| Pacer::new(r / n as f64)),
+            fill_target: plan.xsk.tx_only_fill,
+            reclaim_max: plan.xsk.comp_size,
+            ..TxConfig::default()
+        };
+        let frame = frame.clone();
+        let stop = stop.clone();
+        let cpu = plan.cpus[i];
+        handles.push(std::thread::spawn(move || {
+            let pinned = pin(cpu);
+            let publ = Published::<TxCounters>::new();
+            let (counters, produced) = run_tx(&mut q, &frame, &cfg, &stop, &publ);
+            TxQueueReport {
+                queue: q.queue_id(),
+                cpu: cpu.filter(|_| pinned),
+                counters,
+                never_completed: q.tx_outstanding(),
+                xdp_statistics: q.statistics(),
+                frames: q.accounting(),
+                elapsed_s: produced.as_secs_f64(),
+            }
+        }));
+    }
+    let mut reports = Vec::with_capacity(n);
+    for h in handles {
+        reports.push(h.join().map_err(|_| anyhow::anyhow!("a TX thread panicked"))?);
+    }
+    let _ = start;
+    let iface_tx_dropped = netdev::stat(&ifname, "tx_dropped").saturating_sub(tx_dropped_before);
+    drop(prog);
+    let mut total = TxCounters::default();
+    for r in &reports {
+        total.add(&r.counters);
+    }
+    let elapsed = reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
+    let (l2, l1) = bits(total.tx_packets, total.tx_bytes, elapsed);
+    Ok(GenReport {
+        iface: ifname,
+        tx_packets: total.tx_packets,
+        tx_bytes: total.tx_bytes,
+        elapsed_s: elapsed,
+        tx_pps: if elapsed > 0.0 { total.tx_packets as f64 / elapsed } else { 0.0 },
+        tx_bps_l2: l2,
+        tx_bps_l1: l1,
+        requested_pps: pps,
+        rate_layer: layer,
+        frame_size: (len + FCS_LEN) as f64,
+        qdisc: "none (fixed-frame loop)".into(),
+        qdisc_stats: QdiscStats::default(),
+        completed: total.completed,
+        never_completed: reports.iter().map(|r| r.never_completed).sum(),
+        iface_tx_dropped,
+        tx_invalid_descs: reports.iter().map(|r| r.xdp_statistics.tx_invalid_descs).sum(),
+        xdp_mode,
+        xdp_fallback_reason: fallback,
+        zero_copy,
+        frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
+        stopped_by: if stop.load(Ordering::Relaxed) { "signal" } else { "limit" },
+        streams: Vec::new(),
+        queues: reports
+            .into_iter()
+            .map(|r| QueueReport {
+                queue: r.queue,
+                cpu: r.cpu,
+                counters: r.counters,
+                qdisc: QdiscStats::default(),
+                never_completed: r.never_completed,
+                xdp_statistics: r.xdp_statistics,
+                frames: r.frames,
+                elapsed_s: r.elapsed_s,
+            })
+            .collect(),
+        pcap_out: None,
+        warnings,
     })
 }
 
 pub fn print_text(r: &GenReport) {
     crate::common::print_header("gen", &r.iface, r.queues.len(), r.xdp_mode, r.zero_copy);
+    for w in &r.warnings {
+        println!("  warning: {w}");
+    }
     println!(
-        "  sent       {:>12} frames of {} bytes in {:.3} s: {}, {} L2, {} L1{}",
+        "  sent       {:>12} frames ({:.1} bytes mean) in {:.3} s: {}, {} L2, {} L1{}",
         r.tx_packets,
         r.frame_size,
         r.elapsed_s,
@@ -372,6 +1006,40 @@ pub fn print_text(r: &GenReport) {
         r.requested_pps
             .map(|p| format!(" (requested {})", fmt_rate(p, "pps")))
             .unwrap_or_default()
+    );
+    for s in &r.streams {
+        println!(
+            "  stream {:<10} {:>12} frames  achieved {}{}  gap p50 {} p99 {} max {}{}",
+            s.name,
+            s.tx_packets,
+            fmt_rate(s.achieved_pps, "pps"),
+            s.requested_pps
+                .map(|p| format!(" of {} requested ({:+.3}%)", fmt_rate(p, "pps"), (s.achieved_pps / p - 1.0) * 100.0))
+                .unwrap_or_default(),
+            fmt_ns(s.gap_ns.p50 as f64),
+            fmt_ns(s.gap_ns.p99 as f64),
+            fmt_ns(s.gap_ns.max as f64),
+            s.gap_ns
+                .ideal
+                .map(|i| format!(" (ideal {}, max deviation {})", fmt_ns(i), fmt_ns(s.gap_ns.max_deviation.unwrap_or(0.0))))
+                .unwrap_or_default()
+        );
+        println!("         {:<10} {}", "", s.describe);
+        if s.queues.len() > 1 {
+            let shares: Vec<String> = s.queues.iter().map(|q| format!("q{} {}", q.queue, q.tx_packets)).collect();
+            println!("         {:<10} per queue: {}", "", shares.join(", "));
+        }
+        if s.qdisc_dropped > 0 || s.unsent_at_stop > 0 {
+            println!(
+                "         {:<10} dropped by the qdisc {}, still queued at stop {}",
+                "", s.qdisc_dropped, s.unsent_at_stop
+            );
+        }
+    }
+    let q = &r.qdisc_stats;
+    println!(
+        "  qdisc {}: sent {} pkt {} bytes, dropped {}, overlimits {}, requeues {}, backlog {}p",
+        r.qdisc, q.sent_packets, q.sent_bytes, q.dropped, q.overlimits, q.requeues, q.backlog_packets
     );
     println!(
         "  completed  {:>12}   never completed {}   invalid descriptors {}",
@@ -393,5 +1061,21 @@ pub fn print_text(r: &GenReport) {
             q.counters.tx_ring_full,
             crate::common::fmt_frames(&q.frames)
         );
+    }
+    if let Some(p) = &r.pcap_out {
+        println!("  pcap {} ({}): wrote {} of {} frames sent", p.path, p.format, p.written, p.offered);
+    }
+}
+
+/// Nanoseconds in the unit that reads best.
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.3} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.3} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
     }
 }

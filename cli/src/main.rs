@@ -7,7 +7,9 @@ mod common;
 mod datapath;
 mod demo;
 mod gen;
+mod profile;
 mod sink;
+mod stream;
 mod testbed;
 
 use clap::{Parser, Subcommand};
@@ -30,7 +32,7 @@ enum Cmd {
     /// Manage the veth/network-namespace testbed.
     #[command(subcommand)]
     Testbed(testbed::TestbedCmd),
-    /// Generate UDP traffic from AF_XDP sockets.
+    /// Generate traffic from AF_XDP sockets: templates, variation, IMIX, qdiscs and rates, pcap replay, profiles.
     Gen(gen::GenArgs),
     /// Receive and count on AF_XDP sockets.
     Sink(sink::SinkArgs),

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use skiff_engine::{
     netdev,
+    pcap::{PcapFormat, PcapSummary, Sample, SharedPcap},
     rx::poller::{run_rx, IdleMode, PollConfig, RxQueueReport},
     stats::{Published, RxCounters},
     wire::Malformed,
@@ -52,6 +53,15 @@ pub struct SinkArgs {
     /// Never sleep when idle (lowest latency, a whole core per queue).
     #[arg(long)]
     pub busy_poll: bool,
+    /// Write what was received to this pcap (or .pcapng) file.
+    #[arg(long)]
+    pub pcap_out: Option<std::path::PathBuf>,
+    /// pcap or pcapng. Default: from the file name (.pcapng), else pcap.
+    #[arg(long)]
+    pub pcap_format: Option<String>,
+    /// Which received frames to write: all | 1/N (one in N) | first:N.
+    #[arg(long, default_value = "all")]
+    pub pcap_sample: String,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -90,6 +100,7 @@ pub struct SinkReport {
     pub zero_copy: bool,
     pub frames_accounted: bool,
     pub queues: Vec<RxQueueReport>,
+    pub pcap_out: Option<PcapSummary>,
 }
 
 pub fn run(a: SinkArgs) -> Result<SinkReport> {
@@ -118,6 +129,19 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         action: action as u32,
         reserved: 0,
     };
+    let tap: Option<SharedPcap> = match &a.pcap_out {
+        Some(path) => {
+            let format = match &a.pcap_format {
+                Some(f) => PcapFormat::parse(f)
+                    .with_context(|| format!("bad --pcap-format {f:?}: pcap or pcapng"))?,
+                None => PcapFormat::from_path(path),
+            };
+            let sample = Sample::parse(&a.pcap_sample)
+                .map_err(|e| anyhow::anyhow!("bad --pcap-sample: {e}"))?;
+            Some(SharedPcap::create(path, format, sample)?)
+        }
+        None => None,
+    };
     let (prog, queues) = datapath::open(&plan, &a.dp, filter)?;
     let rx_dropped_before = netdev::stat(&ifname, "rx_dropped");
     let xdp_mode = prog.mode();
@@ -141,12 +165,13 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         let cpu = plan.cpus[i];
         let stop = inner_stop.clone();
         let publ = published[i].clone();
+        let tap = tap.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("skiff-rx{}", q.queue_id()))
                 .spawn(move || {
                     let pinned = pin(cpu);
-                    let (counters, span) = run_rx(&mut q, &poll, &stop, &publ);
+                    let (counters, span) = run_rx(&mut q, &poll, &stop, &publ, tap.as_ref());
                     let report = RxQueueReport {
                         queue: q.queue_id(),
                         cpu: cpu.filter(|_| pinned),
@@ -230,6 +255,12 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         }
         reports.push(r);
     }
+    let pcap_out = match tap {
+        Some(t) => Some(
+            t.finish()?,
+        ),
+        None => None,
+    };
     let xdp = prog.counters(); // a fresh program: its counters start at zero
     let iface_rx_dropped = netdev::stat(&ifname, "rx_dropped").saturating_sub(rx_dropped_before);
     drop(prog);
@@ -285,6 +316,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         zero_copy,
         frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
         queues: reports,
+        pcap_out,
     })
 }
 
@@ -325,6 +357,12 @@ pub fn print_text(r: &SinkReport) {
             q.counters.time_squeeze,
             q.counters.idle_sleeps,
             crate::common::fmt_frames(&q.frames)
+        );
+    }
+    if let Some(p) = &r.pcap_out {
+        println!(
+            "  pcap {} ({}): wrote {} of {} frames received",
+            p.path, p.format, p.written, p.offered
         );
     }
 }

@@ -55,6 +55,15 @@ pub fn stat(ifname: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The link speed in Mbit/s, when the driver reports one (a veth reports none: sysfs
+/// answers EINVAL, or -1 for an unknown speed).
+pub fn speed_mbps(ifname: &str) -> Option<u64> {
+    read_trim(ifname, "speed")
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|&v| v > 0)
+}
+
 /// The IPv4 address of `ifname` in this namespace and its prefix length, from `ip -j`
 /// (iproute2 is a dependency of the testbed anyway).
 pub fn ipv4_addr(ifname: &str) -> Option<([u8; 4], u8)> {

@@ -4,8 +4,10 @@
 
 pub mod pacing;
 pub mod rate;
+pub mod replay;
 pub mod size;
 pub mod source;
+pub mod stream;
 pub mod vary;
 
 pub use pacing::Pacer;

@@ -8,11 +8,12 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use crate::{
     stats::{Published, RxCounters},
+    pcap::SharedPcap,
     wire::{self, Classified},
     xsk::{FrameAccounting, XdpStatistics, XskQueue},
 };
@@ -76,16 +77,30 @@ pub struct RxQueueReport {
     pub frames: FrameAccounting,
 }
 
+/// Writes a received batch to the capture, stamped with the time it was taken.
+fn capture(w: &SharedPcap, q: &XskQueue, batch: &[crate::sys::Frame]) {
+    if !w.wants_more() {
+        return;
+    }
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // A write error is reported by `finish` at the end; receiving goes on.
+    let _ = w.offer_batch(batch.iter().map(|f| (ts, q.area().bytes(f))));
+}
+
 /// First and last instants a round of this queue received something.
 pub type ActiveSpan = Option<(Instant, Instant)>;
 
-/// Runs the RX poll loop on `q` until `stop` is set, publishing counters every round.
+/// Runs the RX poll loop on `q` until `stop` is set, publishing counters every round, and
+/// writing what arrives to `tap` if given (`skiff sink --pcap-out`).
 /// Returns the counters and when frames first and last arrived.
 pub fn run_rx(
     q: &mut XskQueue,
     cfg: &PollConfig,
     stop: &AtomicBool,
     published: &Arc<Published<RxCounters>>,
+    tap: Option<&SharedPcap>,
 ) -> (RxCounters, ActiveSpan) {
     let mut span: ActiveSpan = None;
     let mut c = RxCounters::default();
@@ -115,6 +130,9 @@ pub fn run_rx(
                 }
             }
             c.rx_packets += n as u64;
+            if let Some(w) = tap {
+                capture(w, q, &batch);
+            }
             q.recycle(&mut batch);
             done += n as u32;
             // Budget or time gone with the ring possibly non-empty: squeezed, as in

@@ -2,9 +2,14 @@
 //! with one kick per batch (only when the kernel asks: the `xmit_more` idea), and the
 //! completion ring reclaimed into the pool every round, the way the kernel frees
 //! transmitted skbs from its completion queue.
+//!
+//! Two loops: [`xmit::run_xmit`], the generator's (streams → qdisc → ring, the rate set by
+//! the qdisc), and [`run_tx`], one fixed frame as fast as possible or simply paced: the
+//! data path's reference loop, kept as the benchmark baseline (`skiff gen --fixed-frame`).
 
 pub mod qdisc;
 pub mod reclaim;
+pub mod xmit;
 
 use std::{
     sync::{
@@ -168,7 +173,7 @@ pub fn run_tx(
 const PACING_BURST: Duration = Duration::from_micros(100);
 
 /// Sleeps for waits long enough for the scheduler to be accurate, yields for short ones.
-fn wait_until_due(wait: Duration, deadline: Option<Instant>) {
+pub(crate) fn wait_until_due(wait: Duration, deadline: Option<Instant>) {
     // thread::sleep overshoots by the timer slack (50 µs by default) plus wake-up latency,
     // so sleep only for what exceeds ~100 µs and yield the core for the rest.
     const SPIN_BELOW: Duration = Duration::from_micros(100);

@@ -35,6 +35,13 @@ pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub const IPPROTO_UDP: u8 = 17;
 /// TCP.
 pub const IPPROTO_TCP: u8 = 6;
+/// ICMP for IPv4 (RFC 792).
+pub const IPPROTO_ICMP: u8 = 1;
+/// ICMPv6 (RFC 4443), as an IPv6 next-header value.
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// Largest Ethernet frame skiff builds, FCS included: a 9000-byte jumbo MTU + 14-byte
+/// Ethernet header + 4-byte 802.1Q tag + 4-byte FCS.
+pub const MAX_FRAME_WITH_FCS: usize = 9000 + ETH_HLEN + VLAN_HLEN + FCS_LEN;
 
 /// Parses `aa:bb:cc:dd:ee:ff` (also with `-`).
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
