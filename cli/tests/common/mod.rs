@@ -172,6 +172,14 @@ pub fn finish(child: Child, who: &str) -> Value {
     json_of(&out, who)
 }
 
+/// `skiff gen --iface A --json --quiet ARGS`, nothing else implied.
+pub fn gen_raw(bed: &Bed, extra: &[&str]) -> Value {
+    let ifname = bed.if_a();
+    let mut args = vec!["gen", "--iface", ifname.as_str(), "--json", "--quiet"];
+    args.extend_from_slice(extra);
+    json_of(&bed.cmd('a', &args).output().expect("gen"), "gen")
+}
+
 pub fn gen(bed: &Bed, extra: &[&str]) -> Value {
     let ifname = bed.if_a();
     let mut args = vec![

@@ -42,7 +42,9 @@ impl SizeSpec {
         let t = s.trim();
         let spec = match t {
             "" => return Err(format!("empty size ({SIZE_EXAMPLES})")),
-            "imix" | "imix-simple" => SizeSpec::Weighted(IMIX_SIMPLE.to_vec()),
+            _ if t.eq_ignore_ascii_case("imix") || t.eq_ignore_ascii_case("imix-simple") => {
+                SizeSpec::Weighted(IMIX_SIMPLE.to_vec())
+            }
             _ if t.contains([':', ',']) => {
                 let mut list = Vec::new();
                 for item in t.split(',') {
@@ -328,6 +330,7 @@ mod tests {
             ("100-100", SizeSpec::Uniform { lo: 100, hi: 100 }),
             ("imix", w(&IMIX_SIMPLE)),
             ("imix-simple", w(&IMIX_SIMPLE)),
+            ("IMIX", w(&IMIX_SIMPLE)),
             ("64:7,594:4,1518:1", w(&IMIX_SIMPLE)),
             ("64:7, 594:4 ,1518", w(&IMIX_SIMPLE)),
             ("128,256", w(&[(128, 1), (256, 1)])),

@@ -14,8 +14,9 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use rand::distributions::{Distribution, Uniform};
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use crate::wire::checksum;
 use crate::wire::template::TemplateSpec;
@@ -357,6 +358,9 @@ struct Field {
     /// Range, inclusive.
     lo: u32,
     hi: u32,
+    /// Random mode: uniform in `lo..=hi`, its rejection zone computed once (built only
+    /// after `Variation::validate` made sure `lo <= hi`, which `new_inclusive` asserts).
+    uniform: Uniform<u32>,
     /// Increment mode: the next offset from `lo`, in `0..=hi - lo`.
     step: u32,
     /// Whether the IPv4 header checksum covers the field.
@@ -366,16 +370,22 @@ struct Field {
 }
 
 impl Field {
-    /// The next value: `lo`, `lo + 1`, ..., `hi`, `lo`, ... or uniform in `lo..=hi`.
-    #[inline]
-    fn next(&mut self, rng: Option<&mut SmallRng>) -> u32 {
-        match rng {
-            Some(r) => r.gen_range(self.lo..=self.hi),
-            None => {
-                let v = self.lo + self.step; // ≤ hi: step ≤ hi - lo
-                self.step = if v == self.hi { 0 } else { self.step + 1 };
-                v
-            }
+    /// Writes `v` at the field's offset (inside `frame`: the caller checked its length)
+    /// and adds its words to the sums of the checksums that cover it.
+    #[inline(always)]
+    fn write(&self, frame: &mut [u8], v: u32, ip: &mut u64, l4: &mut u64) {
+        let words = if self.wide {
+            frame[self.at..self.at + 4].copy_from_slice(&v.to_be_bytes());
+            u64::from(v >> 16) + u64::from(v & 0xffff)
+        } else {
+            frame[self.at..self.at + 2].copy_from_slice(&(v as u16).to_be_bytes());
+            u64::from(v)
+        };
+        if self.in_ip {
+            *ip += words;
+        }
+        if self.in_l4 {
+            *l4 += words;
         }
     }
 }
@@ -461,6 +471,7 @@ impl Varier {
                     wide: true,
                     lo: r.lo,
                     hi: r.hi,
+                    uniform: Uniform::new_inclusive(r.lo, r.hi),
                     step: 0,
                     in_ip,
                     in_l4: lay.l4_csum_covers_pseudo,
@@ -486,6 +497,7 @@ impl Varier {
                     wide: false,
                     lo: u32::from(r.lo),
                     hi: u32::from(r.hi),
+                    uniform: Uniform::new_inclusive(u32::from(r.lo), u32::from(r.hi)),
                     step: 0,
                     in_ip: false,
                     in_l4: true,
@@ -528,20 +540,19 @@ impl Varier {
         for (at, bytes) in &self.high {
             frame[*at..*at + 12].copy_from_slice(bytes);
         }
-        for f in &mut self.fields {
-            let v = f.next(self.rng.as_mut());
-            let words = if f.wide {
-                frame[f.at..f.at + 4].copy_from_slice(&v.to_be_bytes());
-                u64::from(v >> 16) + u64::from(v & 0xffff)
-            } else {
-                frame[f.at..f.at + 2].copy_from_slice(&(v as u16).to_be_bytes());
-                u64::from(v)
-            };
-            if f.in_ip {
-                ip += words;
+        match &mut self.rng {
+            None => {
+                for f in &mut self.fields {
+                    let v = f.lo + f.step; // ≤ hi: step ≤ hi - lo
+                    f.step = if v == f.hi { 0 } else { f.step + 1 };
+                    f.write(frame, v, &mut ip, &mut l4);
+                }
             }
-            if f.in_l4 {
-                l4 += words;
+            Some(rng) => {
+                for f in &mut self.fields {
+                    let v = f.uniform.sample(rng);
+                    f.write(frame, v, &mut ip, &mut l4);
+                }
             }
         }
         if let Some(at) = self.ip_csum {
