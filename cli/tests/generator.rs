@@ -233,8 +233,10 @@ fn generator_bad_inputs_fail_with_clear_errors() {
     let ifname = bed.if_a();
     for (extra, want) in cases {
         let mut args = vec!["gen", "--iface", ifname.as_str(), "--dst-mac", MAC_B];
-        if extra[0] != "--profile" {
-            args.extend_from_slice(&["--dst-ip", "198.18.0.2", "--count", "10"]);
+        match extra[0] {
+            "--profile" => {}
+            "--pcap-in" => args.extend_from_slice(&["--count", "10"]),
+            _ => args.extend_from_slice(&["--dst-ip", "198.18.0.2", "--count", "10"]),
         }
         args.extend_from_slice(&extra);
         let out = bed.cmd('a', &args).output().expect("gen");
