@@ -233,11 +233,11 @@ fn tx_only(a: TxOnlyArgs, baseline: Baseline) -> Result<()> {
     }
     if baseline == Baseline::Trafgen
         && Command::new("trafgen")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
     {
         bail!("the baseline, netsniff-ng's trafgen, is not installed: apt-get install netsniff-ng (or run deploy/setup.sh)");
     }

@@ -394,7 +394,12 @@ fn qdisc_for(
     });
     // The bucket must hold at least two of the largest frames, or a slow rate could never
     // send one (the kernel's tbf refuses a burst below the MTU for the same reason).
-    let max_len = plans.iter().map(|p| p.mean_len.ceil() as usize).max().unwrap_or(60).max(1518);
+    let max_len = plans
+        .iter()
+        .map(|p| p.mean_len.ceil() as usize)
+        .max()
+        .unwrap_or(60)
+        .max(1518);
     let burst_ps = |r: &Rate| (burst.as_nanos() as u64 * 1000).max(2 * r.cost_ps(max_len));
     Ok(match kind {
         "pfifo" | "prio" if !rated.is_empty() => bail!(
@@ -492,28 +497,42 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     };
 
     // Addresses every stream shares.
-    let src_mac_s = a.src_mac.clone().or(profile.as_ref().and_then(|p| p.src_mac.clone()));
+    let src_mac_s = a
+        .src_mac
+        .clone()
+        .or(profile.as_ref().and_then(|p| p.src_mac.clone()));
     let src_mac = match &src_mac_s {
         Some(m) => wire::parse_mac(m)
-            .with_context(|| format!("bad source MAC {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
+            .with_context(|| format!("bad --src-mac {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
         None => netdev::mac(&ifname)
             .with_context(|| format!("cannot read {ifname}'s MAC; give --src-mac"))?,
     };
     let iface_ipv4 = netdev::ipv4_addr(&ifname).map(|(ip, _)| ip);
-    let dst_mac_s = a.dst_mac.clone().or(profile.as_ref().and_then(|p| p.dst_mac.clone()));
-    let needs_mac = defs.iter().any(|d| d.pcap_in.is_none() || d.rewrite.is_some());
+    let dst_mac_s = a
+        .dst_mac
+        .clone()
+        .or(profile.as_ref().and_then(|p| p.dst_mac.clone()));
+    let needs_mac = defs
+        .iter()
+        .any(|d| d.pcap_in.is_none() || d.rewrite.is_some());
     let dst_mac = match &dst_mac_s {
         Some(m) => wire::parse_mac(m)
-            .with_context(|| format!("bad destination MAC {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
+            .with_context(|| format!("bad --dst-mac {m:?} (use aa:bb:cc:dd:ee:ff)"))?,
         None if !needs_mac => [0; 6],
         None => {
-            let first_v4 = defs.iter().find_map(|d| {
-                let r = AddrRange::parse(d.dst_ip.as_deref()?).ok()?;
-                match r.first() {
-                    IpAddr::V4(v4) => Some(v4),
-                    IpAddr::V6(_) => None,
+            let mut first_v4 = None;
+            for (i, d) in defs.iter().enumerate() {
+                let Some(s) = d.dst_ip.as_deref() else {
+                    continue;
+                };
+                let r = AddrRange::parse(s).map_err(|e| match &profile {
+                    Some(prof) => anyhow::anyhow!("{}", prof.field_error(i, "dst_ip", &e)),
+                    None => anyhow::anyhow!("bad --dst-ip: {e}"),
+                })?;
+                if let (None, IpAddr::V4(v4)) = (first_v4, r.first()) {
+                    first_v4 = Some(v4);
                 }
-            });
+            }
             let (Some(dst), Some(src)) = (first_v4, iface_ipv4) else {
                 bail!("give --dst-mac: skiff resolves it by ARP only for an IPv4 --dst-ip on an interface with an IPv4 address (no neighbour discovery for IPv6 yet)");
             };
@@ -535,7 +554,12 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     for (i, d) in defs.iter().enumerate() {
         let p = d.resolve(i, &ctx).map_err(|e| match &profile {
             Some(prof) => anyhow::anyhow!("{}", prof.field_error(i, e.field, &e.msg)),
-            None => anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.msg),
+            None => anyhow::anyhow!(
+                "{}--{}: {}",
+                if d.given(e.field) { "bad " } else { "" },
+                e.field.replace('_', "-"),
+                e.msg
+            ),
         })?;
         plans.push(p);
     }
@@ -549,7 +573,9 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     // `Rate::parse` already refused anything above any link's.
     if let Some(speed) = netdev::speed_mbps(&ifname) {
         for p in &plans {
-            let Some(pps) = p.requested_pps() else { continue };
+            let Some(pps) = p.requested_pps() else {
+                continue;
+            };
             let l1 = pps * (p.mean_len + (FCS_LEN + L1_OVERHEAD) as f64) * 8.0;
             // 0.01% tolerance for rounding in the unit conversions.
             if l1 > speed as f64 * 1e6 * 1.0001 {
@@ -568,11 +594,14 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     let mut warnings = Vec::new();
     for p in &mut plans {
         if let (None, Some(d), Some(_)) = (p.count, p.duration, p.rate) {
-            let exact = match (&p.rate, &p.kind) {
-                (Some(Rate::Pps(_)), _) => true,
-                (_, Kind::Synth { sizes: SizeSpec::Fixed(_), .. }) => true,
-                _ => false,
-            };
+            let exact = matches!(p.rate, Some(Rate::Pps(_)))
+                || matches!(
+                    p.kind,
+                    Kind::Synth {
+                        sizes: SizeSpec::Fixed(_),
+                        ..
+                    }
+                );
             if exact {
                 let pps = p.requested_pps().unwrap_or(0.0);
                 p.count = Some((pps * d.as_secs_f64()).floor().max(1.0) as u64);
@@ -581,10 +610,16 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         }
         if let Some(c) = p.count {
             if (c as usize) < n && !matches!(p.kind, Kind::Replay { .. }) {
-                bail!("stream {}: --count {c} is smaller than the {n} queues it is split over", p.name);
+                bail!(
+                    "stream {}: --count {c} is smaller than the {n} queues it is split over",
+                    p.name
+                );
             }
         }
-        if let Kind::Replay { skipped_oversize, .. } = &p.kind {
+        if let Kind::Replay {
+            skipped_oversize, ..
+        } = &p.kind
+        {
             if *skipped_oversize > 0 {
                 warnings.push(format!(
                     "stream {}: {skipped_oversize} frames of the capture are larger than {ifname}'s MTU ({mtu}) allows and are skipped",
@@ -600,10 +635,20 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         let counts = p.count.map(|c| split_exact(c, n));
         for (qi, qs) in per_queue.iter_mut().enumerate() {
             let source = match &p.kind {
-                Kind::Synth { spec, var, sizes, seed } => {
+                Kind::Synth {
+                    spec,
+                    var,
+                    sizes,
+                    seed,
+                } => {
                     // Each queue its own seed, so random variation differs across queues.
-                    let fs = FrameSource::new(spec, var, sizes, seed.wrapping_add(qi as u64 * 0x9e37_79b9))
-                        .map_err(|e| anyhow::anyhow!("stream {}: {e}", p.name))?;
+                    let fs = FrameSource::new(
+                        spec,
+                        var,
+                        sizes,
+                        seed.wrapping_add(qi as u64 * 0x9e37_79b9),
+                    )
+                    .map_err(|e| anyhow::anyhow!("stream {}: {e}", p.name))?;
                     if qi == 0 && fs.raised_sizes() > 0 {
                         warnings.push(format!(
                             "stream {}: {} size(s) below the template's smallest frame ({} bytes) are sent at that size",
@@ -614,7 +659,14 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                     }
                     StreamSource::Synth(Box::new(fs))
                 }
-                Kind::Replay { frames, timing, loops, .. } => StreamSource::Replay(ReplaySource::new(frames.clone(), qi, n, *loops, *timing)),
+                Kind::Replay {
+                    frames,
+                    timing,
+                    loops,
+                    ..
+                } => {
+                    StreamSource::Replay(ReplaySource::new(frames.clone(), qi, n, *loops, *timing))
+                }
             };
             qs.push(QueueStream {
                 source,
@@ -628,10 +680,12 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     let tap: Option<SharedPcap> = match &a.pcap_out {
         Some(path) => {
             let format = match &a.pcap_format {
-                Some(f) => PcapFormat::parse(f).with_context(|| format!("bad --pcap-format {f:?}: pcap or pcapng"))?,
+                Some(f) => PcapFormat::parse(f)
+                    .with_context(|| format!("bad --pcap-format {f:?}: pcap or pcapng"))?,
                 None => PcapFormat::from_path(path),
             };
-            let sample = Sample::parse(&a.pcap_sample).map_err(|e| anyhow::anyhow!("bad --pcap-sample: {e}"))?;
+            let sample = Sample::parse(&a.pcap_sample)
+                .map_err(|e| anyhow::anyhow!("bad --pcap-sample: {e}"))?;
             Some(SharedPcap::create(path, format, sample)?)
         }
         None => None,
@@ -639,11 +693,17 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
 
     // Data path: the program redirects frames to our source ports (replies) to our sockets.
     let (port_lo, port_hi) = match plans.first().map(|p| &p.kind) {
-        Some(Kind::Synth { spec, var, .. }) => var.src_port.map_or((spec.src_port, spec.src_port), |r| (r.lo, r.hi)),
+        Some(Kind::Synth { spec, var, .. }) => var
+            .src_port
+            .map_or((spec.src_port, spec.src_port), |r| (r.lo, r.hi)),
         _ => (0, 0),
     };
     let filter = skiff_ebpf::Config {
-        flags: if port_hi > 0 { skiff_ebpf::flags::ENABLED } else { 0 },
+        flags: if port_hi > 0 {
+            skiff_ebpf::flags::ENABLED
+        } else {
+            0
+        },
         port_lo,
         port_hi,
         action: skiff_ebpf::Action::Redirect as u32,
@@ -669,7 +729,9 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         }
     }
     let bounded = plans.iter().all(|p| {
-        p.count.is_some() || p.duration.is_some() || matches!(&p.kind, Kind::Replay { loops: Some(_), .. })
+        p.count.is_some()
+            || p.duration.is_some()
+            || matches!(&p.kind, Kind::Replay { loops: Some(_), .. })
     });
     // The whole run ends at the last stream's deadline, if every stream has one.
     let deadline = plans
@@ -689,7 +751,24 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     }
 
     if a.fixed_frame {
-        return run_fixed(&a, plans, per_queue, plan, prog, queues, stop, start, deadline, tx_dropped_before, ifname, layer, warnings, zero_copy, xdp_mode.name(), fallback);
+        return run_fixed(
+            &a,
+            plans,
+            per_queue,
+            plan,
+            prog,
+            queues,
+            stop,
+            start,
+            deadline,
+            tx_dropped_before,
+            ifname,
+            layer,
+            warnings,
+            zero_copy,
+            xdp_mode.name(),
+            fallback,
+        );
     }
 
     let published: Vec<_> = (0..n).map(|_| Published::<TxCounters>::new()).collect();
@@ -717,7 +796,16 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                 .name(format!("skiff-tx{}", q.queue_id()))
                 .spawn(move || {
                     let pinned = pin(cpu);
-                    let r = run_xmit(&mut q, &mut streams, &mut qdisc, &cfg, tap.as_ref(), &stop, &publ, &prog_i);
+                    let r = run_xmit(
+                        &mut q,
+                        &mut streams,
+                        &mut qdisc,
+                        &cfg,
+                        tap.as_ref(),
+                        &stop,
+                        &publ,
+                        &prog_i,
+                    );
                     let stats = q.statistics();
                     let report = QueueReport {
                         queue: q.queue_id(),
@@ -761,7 +849,11 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                 if plans.len() > 1 {
                     for (si, p) in plans.iter().enumerate() {
                         let now: u64 = progress.iter().map(|v| v[si].load(Ordering::Relaxed)).sum();
-                        line.push_str(&format!("  {} {}", p.name, fmt_rate((now - last_streams[si]) as f64, "pps")));
+                        line.push_str(&format!(
+                            "  {} {}",
+                            p.name,
+                            fmt_rate((now - last_streams[si]) as f64, "pps")
+                        ));
                         last_streams[si] = now;
                     }
                 }
@@ -789,9 +881,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     let iface_tx_dropped = netdev::stat(&ifname, "tx_dropped").saturating_sub(tx_dropped_before);
     drop(prog); // detach before reporting
     let pcap_out = match tap {
-        Some(t) => {
-            Some(t.finish()?)
-        }
+        Some(t) => Some(t.finish()?),
         None => None,
     };
 
@@ -812,11 +902,23 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
             if let Some((f, l)) = s.first_last_ns {
                 span = Some(span.map_or((f, l), |(a, b)| (a.min(f), b.max(l))));
             }
-            shares.push(StreamQueueShare { queue: qr.queue, tx_packets: s.tx_packets, tx_bytes: s.tx_bytes });
+            shares.push(StreamQueueShare {
+                queue: qr.queue,
+                tx_packets: s.tx_packets,
+                tx_bytes: s.tx_bytes,
+            });
         }
         let secs = span.map_or(0.0, |(f, l)| (l - f) as f64 / 1e9);
-        let achieved = if secs > 0.0 { (pk.saturating_sub(1)) as f64 / secs } else { 0.0 };
-        let (l2, l1) = bits(pk.saturating_sub(1), by.saturating_sub(by / pk.max(1)), secs);
+        let achieved = if secs > 0.0 {
+            (pk.saturating_sub(1)) as f64 / secs
+        } else {
+            0.0
+        };
+        let (l2, l1) = bits(
+            pk.saturating_sub(1),
+            by.saturating_sub(by / pk.max(1)),
+            secs,
+        );
         let req = p.requested_pps();
         streams.push(StreamReport {
             name: p.name.clone(),
@@ -840,8 +942,15 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         total.add(&r.counters);
         qstats.add(&r.qdisc);
     }
-    let elapsed = queue_reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
-    let pps = if elapsed > 0.0 { total.tx_packets as f64 / elapsed } else { 0.0 };
+    let elapsed = queue_reports
+        .iter()
+        .map(|r| r.elapsed_s)
+        .fold(0.0, f64::max);
+    let pps = if elapsed > 0.0 {
+        total.tx_packets as f64 / elapsed
+    } else {
+        0.0
+    };
     let (l2, l1) = bits(total.tx_packets, total.tx_bytes, elapsed);
     let requested: Option<f64> = plans.iter().map(|p| p.requested_pps()).sum();
     Ok(GenReport {
@@ -854,13 +963,20 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         tx_bps_l1: l1,
         requested_pps: requested,
         rate_layer: layer,
-        frame_size: if total.tx_packets > 0 { total.tx_bytes as f64 / total.tx_packets as f64 + FCS_LEN as f64 } else { 0.0 },
+        frame_size: if total.tx_packets > 0 {
+            total.tx_bytes as f64 / total.tx_packets as f64 + FCS_LEN as f64
+        } else {
+            0.0
+        },
         qdisc: qdisc_kind,
         qdisc_stats: qstats,
         completed: total.completed,
         never_completed: queue_reports.iter().map(|r| r.never_completed).sum(),
         iface_tx_dropped,
-        tx_invalid_descs: queue_reports.iter().map(|r| r.xdp_statistics.tx_invalid_descs).sum(),
+        tx_invalid_descs: queue_reports
+            .iter()
+            .map(|r| r.xdp_statistics.tx_invalid_descs)
+            .sum(),
         xdp_mode: xdp_mode.name(),
         xdp_fallback_reason: fallback,
         zero_copy,
@@ -938,7 +1054,10 @@ fn run_fixed(
     }
     let mut reports = Vec::with_capacity(n);
     for h in handles {
-        reports.push(h.join().map_err(|_| anyhow::anyhow!("a TX thread panicked"))?);
+        reports.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a TX thread panicked"))?,
+        );
     }
     let _ = start;
     let iface_tx_dropped = netdev::stat(&ifname, "tx_dropped").saturating_sub(tx_dropped_before);
@@ -954,7 +1073,11 @@ fn run_fixed(
         tx_packets: total.tx_packets,
         tx_bytes: total.tx_bytes,
         elapsed_s: elapsed,
-        tx_pps: if elapsed > 0.0 { total.tx_packets as f64 / elapsed } else { 0.0 },
+        tx_pps: if elapsed > 0.0 {
+            total.tx_packets as f64 / elapsed
+        } else {
+            0.0
+        },
         tx_bps_l2: l2,
         tx_bps_l1: l1,
         requested_pps: pps,
@@ -965,12 +1088,19 @@ fn run_fixed(
         completed: total.completed,
         never_completed: reports.iter().map(|r| r.never_completed).sum(),
         iface_tx_dropped,
-        tx_invalid_descs: reports.iter().map(|r| r.xdp_statistics.tx_invalid_descs).sum(),
+        tx_invalid_descs: reports
+            .iter()
+            .map(|r| r.xdp_statistics.tx_invalid_descs)
+            .sum(),
         xdp_mode,
         xdp_fallback_reason: fallback,
         zero_copy,
         frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
-        stopped_by: if stop.load(Ordering::Relaxed) { "signal" } else { "limit" },
+        stopped_by: if stop.load(Ordering::Relaxed) {
+            "signal"
+        } else {
+            "limit"
+        },
         streams: Vec::new(),
         queues: reports
             .into_iter()
@@ -1014,19 +1144,31 @@ pub fn print_text(r: &GenReport) {
             s.tx_packets,
             fmt_rate(s.achieved_pps, "pps"),
             s.requested_pps
-                .map(|p| format!(" of {} requested ({:+.3}%)", fmt_rate(p, "pps"), (s.achieved_pps / p - 1.0) * 100.0))
+                .map(|p| format!(
+                    " of {} requested ({:+.3}%)",
+                    fmt_rate(p, "pps"),
+                    (s.achieved_pps / p - 1.0) * 100.0
+                ))
                 .unwrap_or_default(),
             fmt_ns(s.gap_ns.p50 as f64),
             fmt_ns(s.gap_ns.p99 as f64),
             fmt_ns(s.gap_ns.max as f64),
             s.gap_ns
                 .ideal
-                .map(|i| format!(" (ideal {}, max deviation {})", fmt_ns(i), fmt_ns(s.gap_ns.max_deviation.unwrap_or(0.0))))
+                .map(|i| format!(
+                    " (ideal {}, max deviation {})",
+                    fmt_ns(i),
+                    fmt_ns(s.gap_ns.max_deviation.unwrap_or(0.0))
+                ))
                 .unwrap_or_default()
         );
         println!("         {:<10} {}", "", s.describe);
         if s.queues.len() > 1 {
-            let shares: Vec<String> = s.queues.iter().map(|q| format!("q{} {}", q.queue, q.tx_packets)).collect();
+            let shares: Vec<String> = s
+                .queues
+                .iter()
+                .map(|q| format!("q{} {}", q.queue, q.tx_packets))
+                .collect();
             println!("         {:<10} per queue: {}", "", shares.join(", "));
         }
         if s.qdisc_dropped > 0 || s.unsent_at_stop > 0 {
@@ -1039,7 +1181,13 @@ pub fn print_text(r: &GenReport) {
     let q = &r.qdisc_stats;
     println!(
         "  qdisc {}: sent {} pkt {} bytes, dropped {}, overlimits {}, requeues {}, backlog {}p",
-        r.qdisc, q.sent_packets, q.sent_bytes, q.dropped, q.overlimits, q.requeues, q.backlog_packets
+        r.qdisc,
+        q.sent_packets,
+        q.sent_bytes,
+        q.dropped,
+        q.overlimits,
+        q.requeues,
+        q.backlog_packets
     );
     println!(
         "  completed  {:>12}   never completed {}   invalid descriptors {}",
@@ -1063,7 +1211,10 @@ pub fn print_text(r: &GenReport) {
         );
     }
     if let Some(p) = &r.pcap_out {
-        println!("  pcap {} ({}): wrote {} of {} frames sent", p.path, p.format, p.written, p.offered);
+        println!(
+            "  pcap {} ({}): wrote {} of {} frames sent",
+            p.path, p.format, p.written, p.offered
+        );
     }
 }
 

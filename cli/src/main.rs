@@ -33,7 +33,7 @@ enum Cmd {
     #[command(subcommand)]
     Testbed(testbed::TestbedCmd),
     /// Generate traffic from AF_XDP sockets: templates, variation, IMIX, qdiscs and rates, pcap replay, profiles.
-    Gen(gen::GenArgs),
+    Gen(Box<gen::GenArgs>),
     /// Receive and count on AF_XDP sockets.
     Sink(sink::SinkArgs),
     /// End-to-end benchmarks against a named baseline, measured in the same run.
@@ -51,7 +51,7 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Demo(a) => demo::run(a),
         Cmd::Testbed(c) => testbed::run(c),
-        Cmd::Gen(a) => gen::run(a).and_then(|r| {
+        Cmd::Gen(a) => gen::run(*a).and_then(|r| {
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {

@@ -90,7 +90,10 @@ impl Profile {
                 continue;
             }
             let s = value_string(v).ok_or_else(|| {
-                anyhow::anyhow!("profile {path}:{}: {k} must be a string", p.line_of(None, k))
+                anyhow::anyhow!(
+                    "profile {path}:{}: {k} must be a string",
+                    p.line_of(None, k)
+                )
             })?;
             match k.as_str() {
                 "dst_mac" => p.dst_mac = Some(s),
@@ -174,7 +177,12 @@ impl Profile {
         for (n, raw) in self.text.lines().enumerate() {
             let line = raw.trim();
             if line.starts_with("[[") {
-                other_table = line.trim_start_matches("[[").trim_start().split([']', ' ']).next() != Some("stream");
+                other_table = line
+                    .trim_start_matches("[[")
+                    .trim_start()
+                    .split([']', ' '])
+                    .next()
+                    != Some("stream");
                 if !other_table {
                     section = Some(seen);
                     seen += 1;
@@ -231,11 +239,11 @@ flows = 64
         assert_eq!(p.streams.len(), 2);
         assert_eq!(p.streams[0].dscp.as_deref(), Some("46"));
         assert_eq!(p.streams[1].flows.as_deref(), Some("64"));
-        assert_eq!(p.line_of(Some(1), "size"), 14);
+        assert_eq!(p.line_of(Some(1), "size"), 13);
         assert_eq!(p.line_of(Some(0), "rate"), 8);
         assert!(p
             .field_error(1, "size", "bad")
-            .starts_with("profile t.toml:14: stream 2 (bulk): field size"));
+            .starts_with("profile t.toml:13: stream 2 (bulk): field size"));
     }
 
     #[test]
@@ -248,15 +256,24 @@ flows = 64
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 3"), "{e}");
-        let e = Profile::parse("dst_mac = \"x\"\n", "x.toml").unwrap_err().to_string();
-        assert!(e.contains("no [[stream]]"), "{e}");
-        let e = Profile::parse("[[stream]]\nname = \"a\"\n[[stream]]\nname = \"a\"\n", "x.toml")
+        let e = Profile::parse("dst_mac = \"x\"\n", "x.toml")
             .unwrap_err()
             .to_string();
+        assert!(e.contains("no [[stream]]"), "{e}");
+        let e = Profile::parse(
+            "[[stream]]\nname = \"a\"\n[[stream]]\nname = \"a\"\n",
+            "x.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("x.toml:4") && e.contains("twice"), "{e}");
-        let e = Profile::parse("bogus = 1\n[[stream]]\n", "x.toml").unwrap_err().to_string();
+        let e = Profile::parse("bogus = 1\n[[stream]]\n", "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x.toml:1") && e.contains("bogus"), "{e}");
-        let e = Profile::parse("[[stream]]\nsize = [1, 2]\n", "x.toml").unwrap_err().to_string();
+        let e = Profile::parse("[[stream]]\nsize = [1, 2]\n", "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x.toml:2") && e.contains("size"), "{e}");
     }
 }

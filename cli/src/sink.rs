@@ -256,9 +256,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         reports.push(r);
     }
     let pcap_out = match tap {
-        Some(t) => Some(
-            t.finish()?,
-        ),
+        Some(t) => Some(t.finish()?),
         None => None,
     };
     let xdp = prog.counters(); // a fresh program: its counters start at zero

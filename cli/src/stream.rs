@@ -16,7 +16,7 @@ use skiff_engine::{
         rate::{Layer, Rate},
         replay::{ReplayFrame, ReplayTiming},
         size::SizeSpec,
-        vary::{AddrRange, PortRange, VaryMode, Variation},
+        vary::{AddrRange, PortRange, Variation, VaryMode},
     },
     tx::qdisc::tos_to_priority,
     wire::{
@@ -83,7 +83,22 @@ pub const FIELDS: &[&str] = &[
 impl StreamDef {
     /// Sets a field by its name; false for an unknown name.
     pub fn set(&mut self, field: &str, v: String) -> bool {
-        let slot = match field {
+        match self.slot(field) {
+            Some(slot) => {
+                *slot = Some(v);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a field was given.
+    pub fn given(&self, field: &str) -> bool {
+        self.clone().slot(field).is_some_and(|s| s.is_some())
+    }
+
+    fn slot(&mut self, field: &str) -> Option<&mut Option<String>> {
+        Some(match field {
             "name" => &mut self.name,
             "template" => &mut self.template,
             "size" => &mut self.size,
@@ -106,10 +121,8 @@ impl StreamDef {
             "replay_timing" => &mut self.replay_timing,
             "loops" => &mut self.loops,
             "rewrite" => &mut self.rewrite,
-            _ => return false,
-        };
-        *slot = Some(v);
-        true
+            _ => return None,
+        })
     }
 }
 
@@ -195,7 +208,11 @@ impl StreamPlan {
 const V6_SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
 const V6_DST: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
-fn num<T: std::str::FromStr>(field: &'static str, v: &Option<String>, what: &str) -> Result<Option<T>, FieldError> {
+fn num<T: std::str::FromStr>(
+    field: &'static str,
+    v: &Option<String>,
+    what: &str,
+) -> Result<Option<T>, FieldError> {
     v.as_deref()
         .map(|s| {
             s.trim()
@@ -212,7 +229,10 @@ fn first_addr(r: &AddrRange) -> IpAddr {
 impl StreamDef {
     /// Resolves the stream (stream number `index`, for its default name and seed).
     pub fn resolve(&self, index: usize, ctx: &Context) -> Result<StreamPlan, FieldError> {
-        let name = self.name.clone().unwrap_or_else(|| format!("stream{index}"));
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stream{index}"));
         let rate = self
             .rate
             .as_deref()
@@ -238,9 +258,21 @@ impl StreamDef {
         let priority = tos_to_priority(dscp << 2);
 
         if let Some(path) = &self.pcap_in {
-            return self.resolve_replay(name, PathBuf::from(path), rate, count, duration, priority, ctx);
+            return self.resolve_replay(
+                name,
+                PathBuf::from(path),
+                rate,
+                count,
+                duration,
+                priority,
+                ctx,
+            );
         }
-        for (f, v) in [("replay_timing", &self.replay_timing), ("loops", &self.loops), ("rewrite", &self.rewrite)] {
+        for (f, v) in [
+            ("replay_timing", &self.replay_timing),
+            ("loops", &self.loops),
+            ("rewrite", &self.rewrite),
+        ] {
             if v.is_some() {
                 return Err(ferr(f, "only with pcap_in (--pcap-in)"));
             }
@@ -249,19 +281,38 @@ impl StreamDef {
         let kind = match self.template.as_deref() {
             None => TemplateKind::Udp4,
             Some(t) => TemplateKind::parse(t).ok_or_else(|| {
-                ferr("template", format!("unknown template {t:?}: udp4, udp6, tcp-syn4, tcp-syn6, icmp4, icmp6"))
+                ferr(
+                    "template",
+                    format!("unknown template {t:?}: udp4, udp6, tcp-syn4, tcp-syn6, icmp4, icmp6"),
+                )
             })?,
         };
         let v6 = kind.is_v6();
         let parse_range = |field: &'static str, s: &str| -> Result<AddrRange, FieldError> {
             let r = AddrRange::parse(s).map_err(|e| ferr(field, e))?;
             if r.is_v6() != v6 {
-                return Err(ferr(field, format!("{s:?} is IPv{}, the {} template IPv{}", if r.is_v6() { 6 } else { 4 }, kind.name(), if v6 { 6 } else { 4 })));
+                return Err(ferr(
+                    field,
+                    format!(
+                        "{s:?} is IPv{}, the {} template IPv{}",
+                        if r.is_v6() { 6 } else { 4 },
+                        kind.name(),
+                        if v6 { 6 } else { 4 }
+                    ),
+                ));
             }
             Ok(r)
         };
-        let src_range = self.src_ip.as_deref().map(|s| parse_range("src_ip", s)).transpose()?;
-        let dst_range = self.dst_ip.as_deref().map(|s| parse_range("dst_ip", s)).transpose()?;
+        let src_range = self
+            .src_ip
+            .as_deref()
+            .map(|s| parse_range("src_ip", s))
+            .transpose()?;
+        let dst_range = self
+            .dst_ip
+            .as_deref()
+            .map(|s| parse_range("dst_ip", s))
+            .transpose()?;
         let src_ip = match &src_range {
             Some(r) => first_addr(r),
             None if v6 => IpAddr::V6(V6_SRC),
@@ -274,9 +325,12 @@ impl StreamDef {
             None if v6 => IpAddr::V6(V6_DST),
             None => return Err(ferr("dst_ip", "give --dst-ip (the receiver's address)")),
         };
-        let port = |field: &'static str, v: &Option<String>| -> Result<Option<PortRange>, FieldError> {
-            v.as_deref().map(|s| PortRange::parse(s).map_err(|e| ferr(field, e))).transpose()
-        };
+        let port =
+            |field: &'static str, v: &Option<String>| -> Result<Option<PortRange>, FieldError> {
+                v.as_deref()
+                    .map(|s| PortRange::parse(s).map_err(|e| ferr(field, e)))
+                    .transpose()
+            };
         let src_ports = port("src_port", &self.src_port)?;
         let dst_ports = port("dst_port", &self.dst_port)?;
         let src_port = src_ports.map_or(9000, |p| p.lo);
@@ -286,7 +340,10 @@ impl StreamDef {
             Some(0) => return Err(ferr("flows", "0: at least one flow")),
             Some(n) => {
                 if src_ports.is_some_and(|p| p.hi > p.lo) {
-                    return Err(ferr("flows", "give --flows or a --src-port range, not both"));
+                    return Err(ferr(
+                        "flows",
+                        "give --flows or a --src-port range, not both",
+                    ));
                 }
                 Some(Variation::flows(n, src_port).map_err(|e| ferr("flows", e))?)
             }
@@ -348,15 +405,34 @@ impl StreamDef {
         };
         if let SizeSpec::Fixed(n) = sizes {
             if n < spec.min_size() {
-                return Err(ferr("size", format!("{n} is below the {} template's smallest frame, {} bytes (FCS included)", kind.name(), spec.min_size())));
+                return Err(ferr(
+                    "size",
+                    format!(
+                        "{n} is below the {} template's smallest frame, {} bytes (FCS included)",
+                        kind.name(),
+                        spec.min_size()
+                    ),
+                ));
             }
         }
-        let max_allowed = ctx.max_size + if vlan.is_some() { skiff_engine::wire::VLAN_HLEN } else { 0 };
+        let max_allowed = ctx.max_size
+            + if vlan.is_some() {
+                skiff_engine::wire::VLAN_HLEN
+            } else {
+                0
+            };
         if sizes.max() > max_allowed {
             return Err(ferr("size", format!("{} is larger than the interface's MTU allows: {max_allowed} (MTU + 14 Ethernet{} + 4 FCS)", sizes.max(), if vlan.is_some() { " + 4 VLAN" } else { "" })));
         }
         if sizes.max() - FCS_LEN > ctx.umem_room {
-            return Err(ferr("size", format!("{} does not fit a UMEM frame ({} bytes of room); use --frame-size 4096", sizes.max(), ctx.umem_room)));
+            return Err(ferr(
+                "size",
+                format!(
+                    "{} does not fit a UMEM frame ({} bytes of room); use --frame-size 4096",
+                    sizes.max(),
+                    ctx.umem_room
+                ),
+            ));
         }
         let mean_len = mean_size(&sizes, spec.min_size()) - FCS_LEN as f64;
         let describe = format!(
@@ -364,11 +440,20 @@ impl StreamDef {
             kind.name(),
             sizes.describe(),
             vlan.map(|v| format!(" vlan {}", v.id)).unwrap_or_default(),
-            if var.is_empty() { String::new() } else { " with field variation".into() }
+            if var.is_empty() {
+                String::new()
+            } else {
+                " with field variation".into()
+            }
         );
         Ok(StreamPlan {
             name,
-            kind: Kind::Synth { spec, var, sizes, seed },
+            kind: Kind::Synth {
+                spec,
+                var,
+                sizes,
+                seed,
+            },
             rate,
             count,
             duration,
@@ -400,20 +485,40 @@ impl StreamDef {
             ("dst_port", &self.dst_port),
         ] {
             if v.is_some() {
-                return Err(ferr(f, "not with pcap_in: a replay sends the capture's frames"));
+                return Err(ferr(
+                    f,
+                    "not with pcap_in: a replay sends the capture's frames",
+                ));
             }
         }
         let timing = match (self.replay_timing.as_deref(), rate) {
             (None, None) | (Some("original"), None) => ReplayTiming::Original,
             (None, Some(_)) | (Some("top"), None) => ReplayTiming::Unpaced,
-            (Some("original"), Some(_)) => return Err(ferr("replay_timing", "original timing and a rate exclude each other")),
-            (Some("top"), Some(_)) => return Err(ferr("replay_timing", "top speed and a rate exclude each other")),
-            (Some(o), _) => return Err(ferr("replay_timing", format!("{o:?}: original or top (or give a rate)"))),
+            (Some("original"), Some(_)) => {
+                return Err(ferr(
+                    "replay_timing",
+                    "original timing and a rate exclude each other",
+                ))
+            }
+            (Some("top"), Some(_)) => {
+                return Err(ferr(
+                    "replay_timing",
+                    "top speed and a rate exclude each other",
+                ))
+            }
+            (Some(o), _) => {
+                return Err(ferr(
+                    "replay_timing",
+                    format!("{o:?}: original or top (or give a rate)"),
+                ))
+            }
         };
         let loops: Option<u64> = match self.loops.as_deref() {
             None => Some(1),
             Some("0") | Some("inf") | Some("forever") => None,
-            Some(s) => Some(parse_count(s).map_err(|e| ferr("loops", format!("{e:#} (0 = forever)")))?),
+            Some(s) => {
+                Some(parse_count(s).map_err(|e| ferr("loops", format!("{e:#} (0 = forever)")))?)
+            }
         };
         let rewrite = match self.rewrite.as_deref() {
             None | Some("false") => false,
@@ -423,20 +528,38 @@ impl StreamDef {
         let src_ip = self
             .src_ip
             .as_deref()
-            .map(|s| skiff_engine::wire::parse_ipv4(s).ok_or_else(|| ferr("src_ip", format!("{s:?}: a replay rewrites to one IPv4 address"))))
+            .map(|s| {
+                skiff_engine::wire::parse_ipv4(s).ok_or_else(|| {
+                    ferr(
+                        "src_ip",
+                        format!("{s:?}: a replay rewrites to one IPv4 address"),
+                    )
+                })
+            })
             .transpose()?;
         let dst_ip = self
             .dst_ip
             .as_deref()
-            .map(|s| skiff_engine::wire::parse_ipv4(s).ok_or_else(|| ferr("dst_ip", format!("{s:?}: a replay rewrites to one IPv4 address"))))
+            .map(|s| {
+                skiff_engine::wire::parse_ipv4(s).ok_or_else(|| {
+                    ferr(
+                        "dst_ip",
+                        format!("{s:?}: a replay rewrites to one IPv4 address"),
+                    )
+                })
+            })
             .transpose()?;
         if !rewrite && (src_ip.is_some() || dst_ip.is_some()) {
-            return Err(ferr("rewrite", "--src-ip/--dst-ip with --pcap-in rewrite addresses: add --rewrite"));
+            return Err(ferr(
+                "rewrite",
+                "--src-ip/--dst-ip with --pcap-in rewrite addresses: add --rewrite",
+            ));
         }
         // A capture of up to 1M frames is loaded in memory (at most ~1.5 GB of 1518-byte
         // frames; a typical test capture is far smaller).
         const MAX_FRAMES: usize = 1 << 20;
-        let records = skiff_engine::pcap::read_all(&path, MAX_FRAMES).map_err(|e| ferr("pcap_in", e))?;
+        let records =
+            skiff_engine::pcap::read_all(&path, MAX_FRAMES).map_err(|e| ferr("pcap_in", e))?;
         if records.is_empty() {
             return Err(ferr("pcap_in", format!("{}: no frames", path.display())));
         }
@@ -446,13 +569,28 @@ impl StreamDef {
         let mut bytes = 0u64;
         for r in records {
             let mut data = r.data;
-            let limit = ctx.mtu + skiff_engine::wire::ETH_HLEN + if skiff_engine::gen::replay::is_vlan_tagged(&data) { 4 } else { 0 };
-            if data.len() > limit || data.len() > ctx.umem_room || data.len() < skiff_engine::wire::ETH_HLEN {
+            let limit = ctx.mtu
+                + skiff_engine::wire::ETH_HLEN
+                + if skiff_engine::gen::replay::is_vlan_tagged(&data) {
+                    4
+                } else {
+                    0
+                };
+            if data.len() > limit
+                || data.len() > ctx.umem_room
+                || data.len() < skiff_engine::wire::ETH_HLEN
+            {
                 skipped += 1;
                 continue;
             }
             if rewrite {
-                skiff_engine::gen::replay::rewrite(&mut data, ctx.src_mac, ctx.dst_mac, src_ip, dst_ip);
+                skiff_engine::gen::replay::rewrite(
+                    &mut data,
+                    ctx.src_mac,
+                    ctx.dst_mac,
+                    src_ip,
+                    dst_ip,
+                );
             }
             bytes += data.len() as u64;
             frames.push(ReplayFrame {
@@ -461,10 +599,25 @@ impl StreamDef {
             });
         }
         if frames.is_empty() {
-            return Err(ferr("pcap_in", format!("{}: all {skipped} frames are larger than the MTU allows", path.display())));
+            return Err(ferr(
+                "pcap_in",
+                format!(
+                    "{}: all {skipped} frames are larger than the MTU allows",
+                    path.display()
+                ),
+            ));
         }
         let mean_len = bytes as f64 / frames.len() as f64;
-        let describe = format!("replay of {} ({} frames{})", path.display(), frames.len(), if skipped > 0 { format!(", {skipped} over the MTU skipped") } else { String::new() });
+        let describe = format!(
+            "replay of {} ({} frames{})",
+            path.display(),
+            frames.len(),
+            if skipped > 0 {
+                format!(", {skipped} over the MTU skipped")
+            } else {
+                String::new()
+            }
+        );
         Ok(StreamPlan {
             name,
             kind: Kind::Replay {
@@ -493,7 +646,10 @@ fn mean_size(s: &SizeSpec, min: usize) -> f64 {
         }
         SizeSpec::Weighted(w) => {
             let total: f64 = w.iter().map(|&(_, k)| k as f64).sum();
-            w.iter().map(|&(s, k)| s.max(min) as f64 * k as f64).sum::<f64>() / total
+            w.iter()
+                .map(|&(s, k)| s.max(min) as f64 * k as f64)
+                .sum::<f64>()
+                / total
         }
     }
 }

@@ -271,7 +271,7 @@ fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
                 "--size",
                 "63",
             ],
-            "at least 64",
+            "63 is outside 64..=9022",
         ),
         (
             &[
@@ -318,7 +318,7 @@ fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
                 "--count",
                 "0",
             ],
-            "--count 0",
+            "bad --count: 0",
         ),
         (
             &[
@@ -342,7 +342,7 @@ fn bad_inputs_fail_with_one_clear_line_and_leave_nothing() {
                 "--rate",
                 "0",
             ],
-            "bad rate",
+            "bad --rate",
         ),
         (
             &[

@@ -29,15 +29,37 @@ const MAC_B: &str = "02:00:c6:12:00:02";
 fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
     let _s = serial();
     let bed = Bed::up(tag, queues);
-    let qlist = if queues == 1 { "0".to_string() } else { format!("0-{}", queues - 1) };
+    let qlist = if queues == 1 {
+        "0".to_string()
+    } else {
+        format!("0-{}", queues - 1)
+    };
     let want = 100_000u64 * u64::from(secs);
     let dur = format!("{}", secs + 15);
-    let sink = start_sink(&bed, &["--count", &want.to_string(), "--duration", &dur, "--cpus", "1"]);
+    let sink = start_sink(
+        &bed,
+        &[
+            "--count",
+            &want.to_string(),
+            "--duration",
+            &dur,
+            "--cpus",
+            "1",
+        ],
+    );
     let g = gen(
         &bed,
         &[
-            "--dst-mac", MAC_B, "--rate", "100kpps", "--duration", &secs.to_string(),
-            "--queues", &qlist, "--cpus", "0",
+            "--dst-mac",
+            MAC_B,
+            "--rate",
+            "100kpps",
+            "--duration",
+            &secs.to_string(),
+            "--queues",
+            &qlist,
+            "--cpus",
+            "0",
         ],
     );
     let s = finish(sink, "sink");
@@ -56,10 +78,18 @@ fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
     assert_eq!(f(st, &["requested_pps"]), 100_000.0);
     assert!(u(st, &["gap_ns", "p99"]) > 0, "{st}");
     // Each queue carries its exact share of the total.
-    let shares: Vec<u64> = st["queues"].as_array().unwrap().iter().map(|q| q["tx_packets"].as_u64().unwrap()).collect();
+    let shares: Vec<u64> = st["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["tx_packets"].as_u64().unwrap())
+        .collect();
     assert_eq!(shares.len(), queues as usize);
     assert_eq!(shares.iter().sum::<u64>(), want);
-    assert!(shares.iter().all(|&x| x == want / u64::from(queues)), "{shares:?}");
+    assert!(
+        shares.iter().all(|&x| x == want / u64::from(queues)),
+        "{shares:?}"
+    );
 }
 
 #[test]
@@ -81,8 +111,16 @@ fn imix_simple_is_7_4_1_at_the_receiver_and_in_the_pcap() {
     let g = gen(
         &bed,
         &[
-            "--dst-mac", MAC_B, "--size", "imix", "--count", "120000", "--rate", "200kpps",
-            "--pcap-out", pcap.to_str().unwrap(),
+            "--dst-mac",
+            MAC_B,
+            "--size",
+            "imix",
+            "--count",
+            "120000",
+            "--rate",
+            "200kpps",
+            "--pcap-out",
+            pcap.to_str().unwrap(),
         ],
     );
     let s = finish(sink, "sink");
@@ -93,7 +131,14 @@ fn imix_simple_is_7_4_1_at_the_receiver_and_in_the_pcap() {
     assert_eq!(u(&s, &["rx_bytes"]), bytes);
     assert_eq!(u(&g, &["pcap_out", "written"]), 120_000);
     let out = std::process::Command::new("tshark")
-        .args(["-r", pcap.to_str().unwrap(), "-T", "fields", "-e", "frame.len"])
+        .args([
+            "-r",
+            pcap.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+        ])
         .output()
         .expect("tshark (deploy/setup.sh installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -119,8 +164,20 @@ fn replayed_pcap_arrives_byte_identical_at_the_sink() {
     let g = gen(
         &bed,
         &[
-            "--dst-mac", MAC_B, "--size", "64-1518", "--flows", "50", "--payload", "pattern",
-            "--count", "3000", "--rate", "50kpps", "--pcap-out", sent.to_str().unwrap(),
+            "--dst-mac",
+            MAC_B,
+            "--size",
+            "64-1518",
+            "--flows",
+            "50",
+            "--payload",
+            "pattern",
+            "--count",
+            "3000",
+            "--rate",
+            "50kpps",
+            "--pcap-out",
+            sent.to_str().unwrap(),
         ],
     );
     let _ = finish(sink, "sink");
@@ -128,7 +185,14 @@ fn replayed_pcap_arrives_byte_identical_at_the_sink() {
     // Replay it at its original timing; the sink captures what arrives.
     let sink = start_sink(
         &bed,
-        &["--count", "3000", "--duration", "30", "--pcap-out", got.to_str().unwrap()],
+        &[
+            "--count",
+            "3000",
+            "--duration",
+            "30",
+            "--pcap-out",
+            got.to_str().unwrap(),
+        ],
     );
     let r = gen_raw(&bed, &["--pcap-in", sent.to_str().unwrap()]);
     let s = finish(sink, "sink");
@@ -138,9 +202,26 @@ fn replayed_pcap_arrives_byte_identical_at_the_sink() {
     // Top speed, looped twice, through a separate sink capture.
     let sink = start_sink(
         &bed,
-        &["--count", "6000", "--duration", "30", "--pcap-out", back.to_str().unwrap()],
+        &[
+            "--count",
+            "6000",
+            "--duration",
+            "30",
+            "--pcap-out",
+            back.to_str().unwrap(),
+        ],
     );
-    let r2 = gen_raw(&bed, &["--pcap-in", sent.to_str().unwrap(), "--replay-timing", "top", "--loops", "2"]);
+    let r2 = gen_raw(
+        &bed,
+        &[
+            "--pcap-in",
+            sent.to_str().unwrap(),
+            "--replay-timing",
+            "top",
+            "--loops",
+            "2",
+        ],
+    );
     let s2 = finish(sink, "sink");
     assert_eq!(u(&r2, &["tx_packets"]), 6000, "{r2}");
     assert_eq!(u(&s2, &["rx_packets"]), 6000, "{s2}");
@@ -159,6 +240,33 @@ fn replayed_pcap_arrives_byte_identical_at_the_sink() {
     assert!(a == b, "the replay arrived different from the capture");
     let twice: Vec<Vec<u8>> = a.iter().chain(a.iter()).cloned().collect();
     assert!(c == twice, "the looped replay arrived different");
+
+    // Frames larger than the MTU allows are skipped, counted and said so.
+    let big = tmp("big.pcap");
+    let mut w = skiff_engine::pcap::PcapWriter::create(
+        &big,
+        skiff_engine::pcap::PcapFormat::Pcap,
+        skiff_engine::pcap::Sample::All,
+    )
+    .unwrap();
+    for (i, f) in a.iter().take(10).enumerate() {
+        w.offer(i as u64 * 1000, f).unwrap();
+    }
+    let mut jumbo = a[0].clone();
+    jumbo.resize(3000, 0);
+    w.offer(20_000, &jumbo).unwrap();
+    w.finish().unwrap();
+    let sink = start_sink(&bed, &["--count", "10", "--duration", "30"]);
+    let r3 = gen_raw(&bed, &["--pcap-in", big.to_str().unwrap()]);
+    let s3 = finish(sink, "sink");
+    let _ = std::fs::remove_file(&big);
+    assert_eq!(u(&r3, &["tx_packets"]), 10, "{r3}");
+    assert_eq!(u(&s3, &["rx_packets"]), 10, "{s3}");
+    let warn = r3["warnings"].to_string();
+    assert!(
+        warn.contains("1 frames") && warn.contains("skipped"),
+        "{r3}"
+    );
 }
 
 #[test]
@@ -217,7 +325,11 @@ fn generator_bad_inputs_fail_with_clear_errors() {
     let _s = serial();
     let bed = Bed::up("gb", 1);
     let prof = tmp("bad.toml");
-    std::fs::write(&prof, "[[stream]]\nname = \"x\"\ndst_ip = \"198.18.0.2\"\nrate = \"5 bananas\"\n").unwrap();
+    std::fs::write(
+        &prof,
+        "[[stream]]\nname = \"x\"\ndst_ip = \"198.18.0.2\"\nrate = \"5 bananas\"\n",
+    )
+    .unwrap();
     let notpcap = tmp("not.pcap");
     std::fs::write(&notpcap, b"this is not a capture at all").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -228,7 +340,10 @@ fn generator_bad_inputs_fail_with_clear_errors() {
         (vec!["--size", "imix", "--template", "udp7"], "template"),
         (vec!["--profile", prof.to_str().unwrap()], "bad.toml:4"),
         (vec!["--pcap-in", notpcap.to_str().unwrap()], "not a pcap"),
-        (vec!["--qdisc", "pfifo", "--rate", "1kpps"], "cannot enforce a rate"),
+        (
+            vec!["--qdisc", "pfifo", "--rate", "1kpps"],
+            "cannot enforce a rate",
+        ),
     ];
     let ifname = bed.if_a();
     for (extra, want) in cases {

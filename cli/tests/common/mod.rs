@@ -216,4 +216,3 @@ pub fn u(v: &Value, path: &[&str]) -> u64 {
     x.as_u64()
         .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
 }
-

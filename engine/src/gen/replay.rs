@@ -10,8 +10,7 @@ use std::sync::Arc;
 use crate::wire::{
     checksum,
     udp::{IPV4_HLEN, UDP_HLEN},
-    ETHERTYPE_IPV4, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP,
-    VLAN_HLEN,
+    ETHERTYPE_IPV4, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HLEN, IPPROTO_TCP, IPPROTO_UDP, VLAN_HLEN,
 };
 
 /// One frame of the capture, ready to send.
@@ -180,7 +179,8 @@ pub fn rewrite(
             }
             frame[o..o + 2].copy_from_slice(&nw.to_be_bytes());
             let ip_ck = u16::from_be_bytes([frame[l3 + 10], frame[l3 + 11]]);
-            frame[l3 + 10..l3 + 12].copy_from_slice(&checksum::update(ip_ck, old, nw).to_be_bytes());
+            frame[l3 + 10..l3 + 12]
+                .copy_from_slice(&checksum::update(ip_ck, old, nw).to_be_bytes());
             if let Some(c) = l4_csum {
                 let ck = u16::from_be_bytes([frame[c], frame[c + 1]]);
                 // A UDP checksum of 0 means "none" (RFC 768): leave it so.
@@ -244,7 +244,13 @@ mod tests {
             frame_len: 100,
         };
         let mut f = spec.build();
-        rewrite(&mut f, [2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 8], Some([198, 19, 1, 1]), Some([198, 19, 2, 2]));
+        rewrite(
+            &mut f,
+            [2, 0, 0, 0, 0, 9],
+            [2, 0, 0, 0, 0, 8],
+            Some([198, 19, 1, 1]),
+            Some([198, 19, 2, 2]),
+        );
         let want = crate::wire::UdpFrameSpec {
             dst_mac: [2, 0, 0, 0, 0, 8],
             src_mac: [2, 0, 0, 0, 0, 9],

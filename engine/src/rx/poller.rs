@@ -12,8 +12,8 @@ use std::{
 };
 
 use crate::{
-    stats::{Published, RxCounters},
     pcap::SharedPcap,
+    stats::{Published, RxCounters},
     wire::{self, Classified},
     xsk::{FrameAccounting, XdpStatistics, XskQueue},
 };
