@@ -31,9 +31,12 @@ use skiff_engine::{
     pcap::{PcapFormat, PcapSummary, Sample, SharedPcap},
     stats::{Published, TxCounters},
     tx::{
-        qdisc::{Qdisc, QdiscConfig, QdiscStats},
+        qdisc::{
+            Qdisc, QdiscConfig, QdiscStats, DEFAULT_TXQUEUELEN, FQ_DEFAULT_FLOW_LIMIT,
+            FQ_DEFAULT_LIMIT, FQ_DEFAULT_QUANTUM,
+        },
         run_tx,
-        xmit::{run_xmit, XmitConfig},
+        xmit::{run_xmit, XmitConfig, GAP_MAX_NS},
         TxConfig, TxQueueReport,
     },
     wire::{self, FCS_LEN, L1_OVERHEAD},
@@ -120,7 +123,7 @@ pub struct GenArgs {
     /// profiles with per-stream rates and for original-timing replay, else pfifo.
     #[arg(long, help_heading = "Amount and rate")]
     pub qdisc: Option<String>,
-    /// Token bucket depth for tbf (and fq's catch-up horizon), as time at the rate: e.g. 4ms, 500us.
+    /// Token bucket depth for tbf, as time at the rate: e.g. 4ms, 500us (at least two of the largest frames).
     #[arg(long, default_value = "4ms", help_heading = "Amount and rate")]
     pub burst: String,
     /// Qdisc limit in packets (pfifo/prio/tbf: 1000 = txqueuelen; fq: 10000).
@@ -216,6 +219,11 @@ impl GenArgs {
             ("--duration", &d.duration),
             ("--pcap-in", &d.pcap_in),
             ("--name", &d.name),
+            ("--vlan-prio", &d.vlan_prio),
+            ("--ttl", &d.ttl),
+            ("--replay-timing", &d.replay_timing),
+            ("--loops", &d.loops),
+            ("--rewrite", &d.rewrite),
         ] {
             if f.is_some() {
                 v.push(n);
@@ -361,6 +369,16 @@ fn arp_resolve(ifname: &str, src: Ipv4Addr, dst: Ipv4Addr) -> Result<[u8; 6]> {
     bail!("no ARP reply from {dst} on {ifname} within 1 s; give --dst-mac")
 }
 
+/// ⌊pps · d⌋, exactly for a whole-number rate (integer nanoseconds), else in floating
+/// point with a nudge of 1e-9 so 100 pps × 0.29 s is 29, not 28.999... → 28.
+fn frames_in(pps: f64, d: Duration) -> u64 {
+    if pps.fract() == 0.0 && pps < 1e15 {
+        ((pps as u128 * d.as_nanos()) / 1_000_000_000) as u64
+    } else {
+        (pps * d.as_secs_f64() + 1e-9).floor() as u64
+    }
+}
+
 /// L2 and L1 bit rates of `pkts` frames of `bytes` bytes (no FCS) over `secs`.
 fn bits(pkts: u64, bytes: u64, secs: f64) -> (f64, f64) {
     if secs <= 0.0 {
@@ -370,18 +388,27 @@ fn bits(pkts: u64, bytes: u64, secs: f64) -> (f64, f64) {
     (l2, l2 + (pkts * L1_OVERHEAD as u64) as f64 * 8.0 / secs)
 }
 
-/// Chooses the qdisc of one queue. `queues` divides the rates.
+/// Chooses the qdisc of one queue. `shares[i]`: the part of stream i's rate this queue
+/// carries (its part of the count when there is one, so the queue with one frame more than
+/// another also gets the time for it).
 fn qdisc_for(
     kind: &str,
     plans: &[StreamPlan],
-    queues: usize,
+    shares: &[f64],
     burst: Duration,
     limit: Option<usize>,
 ) -> Result<QdiscConfig> {
+    let scale = |r: Rate, k: f64| match r {
+        Rate::Pps(p) => Rate::Pps(p * k),
+        Rate::Bits { bps, layer } => Rate::Bits {
+            bps: bps * k,
+            layer,
+        },
+    };
     let rated: Vec<(usize, Rate)> = plans
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| p.rate.map(|r| (i, r.divided(queues))))
+        .filter_map(|(i, p)| p.rate.map(|r| (i, scale(r, shares[i]))))
         .collect();
     let edt = plans.iter().any(|p| {
         matches!(
@@ -394,12 +421,7 @@ fn qdisc_for(
     });
     // The bucket must hold at least two of the largest frames, or a slow rate could never
     // send one (the kernel's tbf refuses a burst below the MTU for the same reason).
-    let max_len = plans
-        .iter()
-        .map(|p| p.mean_len.ceil() as usize)
-        .max()
-        .unwrap_or(60)
-        .max(1518);
+    let max_len = plans.iter().map(|p| p.max_len).max().unwrap_or(0);
     let burst_ps = |r: &Rate| (burst.as_nanos() as u64 * 1000).max(2 * r.cost_ps(max_len));
     Ok(match kind {
         "pfifo" | "prio" if !rated.is_empty() => bail!(
@@ -408,8 +430,8 @@ fn qdisc_for(
         "pfifo" | "prio" | "tbf" if edt => bail!(
             "--qdisc {kind} does not honour departure times: original-timing replay needs fq (the default for it)"
         ),
-        "pfifo" => QdiscConfig::Pfifo { limit: limit.unwrap_or(1000) },
-        "prio" => QdiscConfig::Prio { limit: limit.unwrap_or(1000) },
+        "pfifo" => QdiscConfig::Pfifo { limit: limit.unwrap_or(DEFAULT_TXQUEUELEN) },
+        "prio" => QdiscConfig::Prio { limit: limit.unwrap_or(DEFAULT_TXQUEUELEN) },
         "tbf" => {
             if plans.len() > 1 {
                 bail!("--qdisc tbf shapes one stream; several streams with their own rates need fq (the default)");
@@ -417,7 +439,7 @@ fn qdisc_for(
             let Some(&(_, rate)) = rated.first() else {
                 bail!("--qdisc tbf needs --rate");
             };
-            QdiscConfig::Tbf { rate, burst_ps: burst_ps(&rate), limit: limit.unwrap_or(1000) }
+            QdiscConfig::Tbf { rate, burst_ps: burst_ps(&rate), limit: limit.unwrap_or(DEFAULT_TXQUEUELEN) }
         }
         "fq" => {
             let (maxrate, flow_rates) = if plans.len() == 1 {
@@ -426,16 +448,30 @@ fn qdisc_for(
                 (None, rated.iter().map(|&(i, r)| (i as u32, r)).collect())
             };
             QdiscConfig::Fq {
-                // Linux sch_fq: quantum 2 × MTU-sized frames, flow_limit 100, limit 10000.
-                quantum: 2 * 1514,
-                flow_limit: 100,
-                limit: limit.unwrap_or(10_000),
+                quantum: FQ_DEFAULT_QUANTUM,
+                flow_limit: FQ_DEFAULT_FLOW_LIMIT,
+                limit: limit.unwrap_or(FQ_DEFAULT_LIMIT),
                 maxrate,
                 flow_rates,
             }
         }
         other => bail!("unknown --qdisc {other:?}: pfifo, prio, tbf or fq"),
     })
+}
+
+/// Frames one stream may hold in a queue's qdisc: one batch, but never so many that the
+/// streams together reach the qdisc's limit (or fq's per-flow limit), where it would drop.
+fn backlog_for(cfg: &QdiscConfig, streams: usize, batch: usize) -> usize {
+    let (limit, per_flow) = match cfg {
+        // prio's limit is per band, and all streams may share one band.
+        QdiscConfig::Pfifo { limit }
+        | QdiscConfig::Prio { limit }
+        | QdiscConfig::Tbf { limit, .. } => (*limit, usize::MAX),
+        QdiscConfig::Fq {
+            limit, flow_limit, ..
+        } => (*limit, *flow_limit),
+    };
+    batch.min(limit / streams.max(1)).min(per_flow).max(1)
 }
 
 /// The default qdisc: tbf for one rated stream, fq for several or for departure times.
@@ -546,7 +582,8 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         iface_ipv4,
         layer,
         max_size: mtu + wire::ETH_HLEN + FCS_LEN,
-        // The UMEM frame minus the 256-byte XDP headroom xsk-rs reserves by default.
+        // The UMEM frame minus the 256-byte XDP headroom (XDP_PACKET_HEADROOM) that
+        // xsk-rs reserves in front of every frame by default.
         umem_room: plan.xsk.frame_size as usize - 256,
         mtu,
     };
@@ -568,7 +605,14 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         .clone()
         .or(profile.as_ref().and_then(|p| p.qdisc.clone()))
         .unwrap_or_else(|| default_qdisc(&plans).to_owned());
-    let qcfg = qdisc_for(&qdisc_kind, &plans, n, burst, a.limit)?;
+    // Checked once here (errors before anything opens); built per queue below.
+    qdisc_for(
+        &qdisc_kind,
+        &plans,
+        &vec![1.0 / n as f64; plans.len()],
+        burst,
+        a.limit,
+    )?;
     // No rate may exceed what the link carries (at L1); a veth reports no speed, and
     // `Rate::parse` already refused anything above any link's.
     if let Some(speed) = netdev::speed_mbps(&ifname) {
@@ -604,12 +648,19 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                 );
             if exact {
                 let pps = p.requested_pps().unwrap_or(0.0);
-                p.count = Some((pps * d.as_secs_f64()).floor().max(1.0) as u64);
+                p.count = Some(frames_in(pps, d).max(1));
                 p.duration = Some(d + Duration::from_millis(50));
+                p.count_from_rate = true;
             }
         }
         if let Some(c) = p.count {
             if (c as usize) < n && !matches!(p.kind, Kind::Replay { .. }) {
+                if p.count_from_rate {
+                    bail!(
+                        "stream {}: rate × duration gives {c} frame(s), fewer than the {n} queues it is split over",
+                        p.name
+                    );
+                }
                 bail!(
                     "stream {}: --count {c} is smaller than the {n} queues it is split over",
                     p.name
@@ -617,12 +668,20 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
             }
         }
         if let Kind::Replay {
-            skipped_oversize, ..
+            skipped_oversize,
+            snap_cut,
+            ..
         } = &p.kind
         {
             if *skipped_oversize > 0 {
                 warnings.push(format!(
-                    "stream {}: {skipped_oversize} frames of the capture are larger than {ifname}'s MTU ({mtu}) allows and are skipped",
+                    "stream {}: {skipped_oversize} frames of the capture are skipped: larger than {ifname}'s MTU ({mtu}) or a UMEM frame allows, or shorter than an Ethernet header",
+                    p.name
+                ));
+            }
+            if *snap_cut > 0 {
+                warnings.push(format!(
+                    "stream {}: {snap_cut} frames of the capture were cut by its snap length and are replayed as captured (shorter than on the wire)",
                     p.name
                 ));
             }
@@ -642,6 +701,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                     seed,
                 } => {
                     // Each queue its own seed, so random variation differs across queues.
+                    // 0x9e3779b9 = 2^32/φ, the golden-ratio increment: queue seeds far apart.
                     let fs = FrameSource::new(
                         spec,
                         var,
@@ -741,12 +801,8 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         .and_then(|v| v.into_iter().max())
         .map(|d| start + d);
     if !a.dp.quiet && !a.dp.json {
-        for (p, s) in plans.iter().zip(&warnings) {
-            let _ = p;
-            eprintln!("skiff gen: warning: {s}");
-        }
-        if !bounded {
-            eprintln!("skiff gen: sending on {ifname} until Ctrl-C");
+        for w in &warnings {
+            eprintln!("skiff gen: warning: {w}");
         }
     }
 
@@ -777,12 +833,23 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         .collect();
     let mut handles = Vec::with_capacity(n);
     for (i, (mut q, mut streams)) in queues.into_iter().zip(per_queue).enumerate() {
+        let shares: Vec<f64> = plans
+            .iter()
+            .map(|p| match p.count {
+                Some(c) if c > 0 && !matches!(p.kind, Kind::Replay { .. }) => {
+                    split_exact(c, n)[i] as f64 / c as f64
+                }
+                _ => 1.0 / n as f64,
+            })
+            .collect();
+        let qcfg = qdisc_for(&qdisc_kind, &plans, &shares, burst, a.limit)?;
         let cfg = XmitConfig {
             quota: a.batch as usize,
-            backlog_per_stream: a.batch as usize,
+            backlog_per_stream: backlog_for(&qcfg, plans.len(), a.batch as usize),
             deadline: deadline.map(|d| d.max(start)),
             fill_target: plan.xsk.tx_only_fill,
             reclaim_max: plan.xsk.comp_size,
+            origin: Some(start),
             ..XmitConfig::default()
         };
         let mut qdisc = Qdisc::new(&qcfg);
@@ -888,7 +955,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     // Streams over all queues.
     let mut streams = Vec::with_capacity(plans.len());
     for (si, p) in plans.iter().enumerate() {
-        let mut gaps = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+        let mut gaps = Histogram::<u64>::new_with_bounds(1, GAP_MAX_NS, 3)?;
         let (mut pk, mut by, mut dropped, mut unsent) = (0, 0, 0, 0);
         let mut span: Option<(u64, u64)> = None;
         let mut shares = Vec::with_capacity(n);
@@ -992,7 +1059,10 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
 /// The data path's fixed-frame loop: the first frame of the (single, synthetic) stream,
 /// copied as fast as possible. The benchmark's baseline for what templates, variation and
 /// the qdisc cost.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the opened data path, handed over whole"
+)]
 fn run_fixed(
     a: &GenArgs,
     plans: Vec<StreamPlan>,
@@ -1228,5 +1298,19 @@ fn fmt_ns(ns: f64) -> String {
         format!("{:.2} µs", ns / 1e3)
     } else {
         format!("{ns:.0} ns")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_in_is_the_exact_floor() {
+        assert_eq!(frames_in(100.0, Duration::from_millis(290)), 29);
+        assert_eq!(frames_in(100_000.0, Duration::from_secs(10)), 1_000_000);
+        assert_eq!(frames_in(3.0, Duration::from_millis(999)), 2);
+        assert_eq!(frames_in(1.5, Duration::from_secs(2)), 3);
+        assert_eq!(frames_in(0.5, Duration::from_millis(1999)), 0);
     }
 }

@@ -129,6 +129,9 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         action: action as u32,
         reserved: 0,
     };
+    if a.pcap_out.is_some() && matches!(a.xdp_action, ActionArg::Drop) {
+        bail!("--pcap-out captures what reaches the sockets; with --xdp-action drop nothing does");
+    }
     let tap: Option<SharedPcap> = match &a.pcap_out {
         Some(path) => {
             let format = match &a.pcap_format {

@@ -175,7 +175,11 @@ pub enum Kind {
         frames: Arc<[ReplayFrame]>,
         timing: ReplayTiming,
         loops: Option<u64>,
+        /// Frames that cannot be sent: larger than the MTU allows or a UMEM frame holds,
+        /// or shorter than an Ethernet header.
         skipped_oversize: u64,
+        /// Frames the capture holds only in part (captured length < original length).
+        snap_cut: u64,
     },
 }
 
@@ -190,8 +194,12 @@ pub struct StreamPlan {
     pub priority: u8,
     /// Mean frame length (no FCS), for a bit rate's packet rate and the ideal gap.
     pub mean_len: f64,
+    /// Largest frame length (no FCS): a token bucket must hold at least one.
+    pub max_len: usize,
     /// What the frames are, in a few words.
     pub describe: String,
+    /// The count is ⌊rate · duration⌋, not given.
+    pub count_from_rate: bool,
 }
 
 impl StreamPlan {
@@ -435,6 +443,7 @@ impl StreamDef {
             ));
         }
         let mean_len = mean_size(&sizes, spec.min_size()) - FCS_LEN as f64;
+        let max_len = sizes.max().max(spec.min_size()) - FCS_LEN;
         let describe = format!(
             "{} {}{}{}",
             kind.name(),
@@ -459,11 +468,16 @@ impl StreamDef {
             duration,
             priority,
             mean_len,
+            max_len,
             describe,
+            count_from_rate: false,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the resolved fields of one stream"
+    )]
     fn resolve_replay(
         &self,
         name: String,
@@ -563,25 +577,26 @@ impl StreamDef {
         if records.is_empty() {
             return Err(ferr("pcap_in", format!("{}: no frames", path.display())));
         }
-        let t0 = records[0].ts_ns;
+        let t0 = records.iter().map(|r| r.ts_ns).min().unwrap_or(0);
         let mut frames = Vec::with_capacity(records.len());
         let mut skipped = 0u64;
+        let mut cut = 0u64;
         let mut bytes = 0u64;
         for r in records {
             let mut data = r.data;
             let limit = ctx.mtu
                 + skiff_engine::wire::ETH_HLEN
                 + if skiff_engine::gen::replay::is_vlan_tagged(&data) {
-                    4
+                    skiff_engine::wire::VLAN_HLEN
                 } else {
                     0
                 };
-            if data.len() > limit
-                || data.len() > ctx.umem_room
-                || data.len() < skiff_engine::wire::ETH_HLEN
-            {
+            if data.len() > limit.min(ctx.umem_room) || data.len() < skiff_engine::wire::ETH_HLEN {
                 skipped += 1;
                 continue;
+            }
+            if (r.orig_len as usize) > data.len() {
+                cut += 1;
             }
             if rewrite {
                 skiff_engine::gen::replay::rewrite(
@@ -599,14 +614,9 @@ impl StreamDef {
             });
         }
         if frames.is_empty() {
-            return Err(ferr(
-                "pcap_in",
-                format!(
-                    "{}: all {skipped} frames are larger than the MTU allows",
-                    path.display()
-                ),
-            ));
+            return Err(ferr("pcap_in", format!("{}: none of its {skipped} frames can be sent (each larger than the MTU allows or than a UMEM frame holds, or shorter than an Ethernet header)", path.display())));
         }
+        let max_len = frames.iter().map(|f| f.data.len()).max().unwrap_or(0);
         let mean_len = bytes as f64 / frames.len() as f64;
         let describe = format!(
             "replay of {} ({} frames{})",
@@ -625,13 +635,16 @@ impl StreamDef {
                 timing,
                 loops,
                 skipped_oversize: skipped,
+                snap_cut: cut,
             },
             rate,
             count,
             duration,
             priority,
             mean_len,
+            max_len,
             describe,
+            count_from_rate: false,
         })
     }
 }

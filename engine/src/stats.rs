@@ -49,6 +49,8 @@ pub struct TxCounters {
     pub pool_empty: u64,
     /// Rounds spent waiting for the pacing clock.
     pub pacing_waits: u64,
+    /// The loop gave up: nothing sent or completed for its stall timeout (a dead ring).
+    pub tx_stalled: u64,
     /// Poll rounds.
     pub rounds: u64,
 }
@@ -64,6 +66,7 @@ impl TxCounters {
         self.tx_ring_full += o.tx_ring_full;
         self.pool_empty += o.pool_empty;
         self.pacing_waits += o.pacing_waits;
+        self.tx_stalled += o.tx_stalled;
         self.rounds += o.rounds;
     }
 }

@@ -54,18 +54,20 @@ impl ReplaySource {
     ) -> Self {
         // One loop lasts the capture's span plus one mean inter-frame gap, so the last frame
         // of a loop and the first of the next are as far apart as frames on average are.
-        let last = frames.last().map_or(0, |f| f.offset_ns);
+        let last = frames.iter().map(|f| f.offset_ns).max().unwrap_or(0);
         let gap = if frames.len() > 1 {
             last / (frames.len() as u64 - 1)
         } else {
             // A single frame looped: one a millisecond.
             1_000_000
         };
+        // A queue beyond the capture's length has no share of it: exhausted from the start.
+        let loop_no = if queue >= frames.len() { u64::MAX } else { 0 };
         ReplaySource {
             frames,
             step: queues.max(1),
             pos: queue,
-            loop_no: 0,
+            loop_no,
             loops,
             period_ns: last + gap.max(1),
             timing,
@@ -80,7 +82,23 @@ impl ReplaySource {
 
     /// True when every loop has been sent.
     pub fn exhausted(&self) -> bool {
-        self.frames.is_empty() || self.loops.is_some_and(|l| self.loop_no >= l)
+        self.frames.is_empty()
+            || self.loop_no == u64::MAX
+            || self.loops.is_some_and(|l| self.loop_no >= l)
+    }
+
+    /// The next frame's departure time (original timing only).
+    #[inline]
+    pub fn peek_edt(&self) -> Option<u64> {
+        if self.timing != ReplayTiming::Original || self.exhausted() {
+            return None;
+        }
+        let f = self.frames.get(self.pos)?;
+        Some(
+            self.loop_no
+                .saturating_mul(self.period_ns)
+                .saturating_add(f.offset_ns),
+        )
     }
 
     /// Writes the next frame into `buf`; returns its length and its departure time in ns
@@ -95,7 +113,10 @@ impl ReplaySource {
             return (0, 0);
         };
         let edt = match self.timing {
-            ReplayTiming::Original => self.loop_no * self.period_ns + f.offset_ns,
+            ReplayTiming::Original => self
+                .loop_no
+                .saturating_mul(self.period_ns)
+                .saturating_add(f.offset_ns),
             ReplayTiming::Unpaced => 0,
         };
         let n = f.data.len();
@@ -265,6 +286,13 @@ mod tests {
             let mut g = vec![0x45u8; n];
             rewrite(&mut g, [0; 6], [0; 6], Some([1, 2, 3, 4]), None);
         }
+    }
+
+    #[test]
+    fn a_queue_beyond_the_capture_has_nothing_to_send() {
+        let r = ReplaySource::new(frames(1), 1, 2, Some(1), ReplayTiming::Original);
+        assert!(r.exhausted());
+        assert_eq!(r.peek_edt(), None);
     }
 
     #[test]

@@ -26,6 +26,15 @@ impl StreamSource {
         }
     }
 
+    /// The departure time of the next frame, if it has one (a replay at original timing).
+    #[inline]
+    pub fn peek_edt(&self) -> Option<u64> {
+        match self {
+            StreamSource::Synth(_) => None,
+            StreamSource::Replay(r) => r.peek_edt(),
+        }
+    }
+
     /// True when the source has nothing more to send (a replay whose loops are done).
     pub fn exhausted(&self) -> bool {
         match self {

@@ -73,7 +73,21 @@ pub struct XmitConfig {
     pub fill_target: u32,
     /// Completion entries reclaimed per round at most: the completion ring size.
     pub reclaim_max: u32,
+    /// The run's origin, shared by all queues so their departure times (replay timing,
+    /// first/last departures) are on one clock. None: the loop's own start.
+    pub origin: Option<Instant>,
+    /// How long the loop may make no progress at all (nothing sent, nothing completed,
+    /// nothing throttled) before it gives up and counts `tx_stalled`: 1 s, far beyond any
+    /// completion latency, so only a dead ring trips it.
+    pub stall_timeout: Duration,
 }
+
+/// How far ahead of its departure time a replayed frame is built: 1 ms, enough for a whole
+/// batch at any rate a veth reaches, and well inside fq's 10 s EDT horizon.
+const EDT_LOOKAHEAD_NS: u64 = 1_000_000;
+
+/// Longest inter-departure gap the histograms record: 60 s (longer ones count as 60 s).
+pub const GAP_MAX_NS: u64 = 60_000_000_000;
 
 impl Default for XmitConfig {
     fn default() -> Self {
@@ -84,6 +98,8 @@ impl Default for XmitConfig {
             drain_timeout: Duration::from_millis(500),
             fill_target: 64,
             reclaim_max: 2048,
+            origin: None,
+            stall_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -101,8 +117,9 @@ pub struct StreamTx {
     pub qdisc_dropped: u64,
     /// Frames still queued when the run stopped (freed, never sent).
     pub unsent_at_stop: u64,
-    /// Inter-departure gaps on this queue, ns: from one frame of the stream put on the ring
-    /// to the next (frames of one batch share a departure time).
+    /// Inter-departure gaps on this queue, ns. The k frames of the stream in one batch
+    /// share a submit time: the time since the stream's previous batch is spread over them
+    /// (k gaps of Δ/k), the spacing they get on the wire as the kernel sends the batch.
     pub gaps: Histogram<u64>,
     /// Time of the first and last departure, ns from the origin.
     pub first_last_ns: Option<(u64, u64)>,
@@ -119,7 +136,7 @@ impl StreamTx {
             unsent_at_stop: 0,
             // 1 ns to 60 s with 3 significant digits (~0.1% resolution): longer gaps are
             // recorded as 60 s.
-            gaps: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+            gaps: Histogram::new_with_bounds(1, GAP_MAX_NS, 3)
                 .expect("constant histogram bounds are valid"),
             first_last_ns: None,
             in_flight: 0,
@@ -163,23 +180,34 @@ pub fn run_xmit(
     let mut meta: Vec<(u32, u32)> = Vec::with_capacity(quota);
     let mut tap_buf: Vec<u8> = Vec::new();
     let mut tap_ends: Vec<usize> = Vec::with_capacity(quota);
+    // Frames going back to the pool unused (a source with nothing to give).
+    let mut unused: Vec<Frame> = Vec::with_capacity(cfg.backlog_per_stream);
+    // Frames of each stream in the batch being sent.
+    let mut per_stream: Vec<u64> = vec![0; streams.len()];
     let epoch_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     q.refill(cfg.fill_target);
-    let origin = Instant::now();
+    let origin = cfg.origin.unwrap_or_else(Instant::now);
     let mut last_send = origin;
+    let mut last_progress = Instant::now();
     loop {
         c.rounds += 1;
-        c.completed += q.reclaim(cfg.reclaim_max as usize) as u64;
+        let reclaimed = q.reclaim(cfg.reclaim_max as usize) as u64;
+        c.completed += reclaimed;
         let now_i = Instant::now();
+        if reclaimed > 0 {
+            last_progress = now_i;
+        }
         let now = now_i.saturating_duration_since(origin).as_nanos() as u64;
         if stop.load(Ordering::Relaxed) || cfg.deadline.is_some_and(|d| now_i >= d) {
             break;
         }
 
-        // Produce: each active stream tops its backlog up, building frames in place.
+        // Produce: each active stream tops its backlog up, building frames in place. A
+        // replayed frame is built only when its departure time is near (EDT lookahead).
         let mut any_active = false;
+        let mut hold_until: Option<u64> = None;
         for (i, s) in streams.iter_mut().enumerate() {
             let t = &mut st[i];
             if !s.active(t.built, now_i) {
@@ -193,10 +221,25 @@ pub fn run_xmit(
             if want == 0 {
                 continue;
             }
+            if let Some(e) = s.source.peek_edt() {
+                if e > now + EDT_LOOKAHEAD_NS {
+                    let at = e - EDT_LOOKAHEAD_NS;
+                    hold_until = Some(hold_until.map_or(at, |h| h.min(at)));
+                    continue;
+                }
+            }
             if q.alloc(&mut fresh, want) < want {
                 c.pool_empty += 1;
             }
             for mut f in fresh.drain(..) {
+                if let Some(e) = s.source.peek_edt() {
+                    if e > now + EDT_LOOKAHEAD_NS {
+                        let at = e - EDT_LOOKAHEAD_NS;
+                        hold_until = Some(hold_until.map_or(at, |h| h.min(at)));
+                        unused.push(f);
+                        continue;
+                    }
+                }
                 let mut edt = 0;
                 let n = q.area().build(&mut f, |buf| {
                     let (n, e) = s.source.next_into(buf);
@@ -205,7 +248,7 @@ pub fn run_xmit(
                 });
                 if n == 0 {
                     // Exhausted or unbuildable: the frame goes back to the pool.
-                    q.release(&mut vec![f]);
+                    unused.push(f);
                     continue;
                 }
                 t.built += 1;
@@ -227,9 +270,12 @@ pub fn run_xmit(
                     Ok(()) => t.in_flight += 1,
                     Err(p) => {
                         t.qdisc_dropped += 1;
-                        q.release(&mut vec![p.frame]);
+                        unused.push(p.frame);
                     }
                 }
+            }
+            if !unused.is_empty() {
+                q.release(&mut unused);
             }
         }
 
@@ -241,16 +287,26 @@ pub fn run_xmit(
             if !any_active && qdisc.is_empty() {
                 break; // every stream done and everything sent
             }
-            match qdisc.next_event_ns(now) {
-                Some(t) if t > now => {
-                    // Throttled: the qdisc's watchdog says when. Publish while waiting.
+            let wake = match (qdisc.next_event_ns(now).filter(|&t| t > now), hold_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match wake {
+                Some(t) => {
+                    // Throttled (the qdisc's watchdog) or a replayed frame not yet near its
+                    // departure time. Publish while waiting.
+                    last_progress = now_i;
                     c.pacing_waits += 1;
                     published.publish(c);
-                    wait_until_due(Duration::from_nanos(t - now), cfg.deadline);
+                    wait_until_due(Duration::from_nanos(t.saturating_sub(now)), cfg.deadline);
                 }
-                _ => {
+                None => {
                     // Nothing due and nothing throttled: frames are all in flight (pool
-                    // empty) or the streams are between deadlines. Let the kernel move.
+                    // empty). Let the kernel move; give up if it never does.
+                    if now_i.saturating_duration_since(last_progress) > cfg.stall_timeout {
+                        c.tx_stalled += 1;
+                        break;
+                    }
                     if q.kick_if_needed() {
                         c.tx_kicks += 1;
                     }
@@ -281,6 +337,7 @@ pub fn run_xmit(
         c.tx_kicks += u64::from(kicked);
         if sent > 0 {
             last_send = sent_at;
+            last_progress = sent_at;
             c.tx_batches += 1;
             c.tx_packets += sent as u64;
             for &(flow, len) in &meta[..sent] {
@@ -291,13 +348,29 @@ pub fn run_xmit(
                 t.tx_bytes += u64::from(len);
                 c.tx_bytes += u64::from(len);
                 t.in_flight = t.in_flight.saturating_sub(1);
+                if let Some(k) = per_stream.get_mut(flow as usize) {
+                    *k += 1;
+                }
+            }
+            for (t, k) in st.iter_mut().zip(per_stream.iter_mut()) {
+                if *k == 0 {
+                    continue;
+                }
                 t.first_last_ns = match t.first_last_ns {
                     Some((first, last)) => {
-                        t.gaps.saturating_record((dep - last).max(1));
+                        let gap = (dep.saturating_sub(last) / *k).max(1);
+                        let _ = t.gaps.record_n(gap.min(GAP_MAX_NS), *k);
                         Some((first, dep))
                     }
-                    None => Some((dep, dep)),
+                    None => {
+                        // The first batch: its frames after the first left back to back.
+                        if *k > 1 {
+                            let _ = t.gaps.record_n(1, *k - 1);
+                        }
+                        Some((dep, dep))
+                    }
                 };
+                *k = 0;
             }
         }
         if sent < before {
