@@ -2,7 +2,7 @@
 # The README's test command (and CI's, through .ci/run): set-up, then every check.
 #   1. cargo fmt --check and cargo clippy -D warnings
 #   2. cargo test --workspace: unit, property and the privileged veth/AF_XDP tests (root)
-#   3. the README's commands still work: the demo and the TX benchmark, briefly
+#   3. the README's commands still work: the demo and the TX benchmarks, briefly
 # Privileged tests FAIL without root; nothing is skipped silently.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then exec sudo -E "$0" "$@"; fi
@@ -18,10 +18,11 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit, property, privileged integration)"
 cargo test --workspace --locked
-step "README commands: skiff demo (2 s) and skiff bench tx-only (1 run)"
+step "README commands: skiff demo (2 s), skiff bench tx-only and gen-features (1 run each)"
 out=$(target/release/skiff demo --duration 2s --json)
 echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin)["accounting"]; print(d); assert d["adds_up"] and d["dropped_total"]==0, d'
 target/release/skiff bench tx-only --runs 1 --duration 1s
+target/release/skiff bench gen-features --runs 1 --duration 1s
 left=$(ip netns list | grep -c '^skdemo\|^skbench' || true)
 [ "$left" -eq 0 ] || { echo "left-over namespaces: $left" >&2; exit 1; }
 echo; echo "deploy/test.sh: all checks passed"

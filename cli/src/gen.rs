@@ -123,8 +123,11 @@ pub struct GenArgs {
     /// profiles with per-stream rates and for original-timing replay, else pfifo.
     #[arg(long, help_heading = "Amount and rate")]
     pub qdisc: Option<String>,
-    /// Token bucket depth for tbf, as time at the rate: e.g. 4ms, 500us (at least two of the largest frames).
-    #[arg(long, default_value = "4ms", help_heading = "Amount and rate")]
+    /// Token bucket depth for tbf, as time at the rate (at least two of the largest frames): the
+    /// credit a stalled sender may catch up. 50 ms absorbs the scheduling stalls of a busy
+    /// machine (up to 40 ms measured on a shared 2-core VM) so the long-run rate holds;
+    /// smaller values (e.g. 1ms) bound the catch-up burst instead.
+    #[arg(long, default_value = "50ms", help_heading = "Amount and rate")]
     pub burst: String,
     /// Qdisc limit in packets (pfifo/prio/tbf: 1000 = txqueuelen; fq: 10000).
     #[arg(long, help_heading = "Amount and rate")]
@@ -634,7 +637,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
 
     // Counts: a rate and a duration without a count mean exactly ⌊pps · duration⌋ frames
     // when the packet rate is exact (packets/s, or a bit rate with one frame size); the
-    // duration then only bounds a run the machine cannot keep up with (plus 50 ms grace).
+    // duration then only bounds a run the machine cannot keep up with (plus 100 ms grace).
     let mut warnings = Vec::new();
     for p in &mut plans {
         if let (None, Some(d), Some(_)) = (p.count, p.duration, p.rate) {
@@ -649,7 +652,8 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
             if exact {
                 let pps = p.requested_pps().unwrap_or(0.0);
                 p.count = Some(frames_in(pps, d).max(1));
-                p.duration = Some(d + Duration::from_millis(50));
+                // Grace: two default bursts' worth for a late catch-up to finish.
+                p.duration = Some(d + Duration::from_millis(100));
                 p.count_from_rate = true;
             }
         }
