@@ -279,6 +279,8 @@ struct Shared {
     wants_more: AtomicBool,
     /// Frames offered after the writer stopped wanting more (not seen by the writer).
     offered_late: AtomicU64,
+    /// The first write error: writing stops there, and `finish` returns it.
+    error: Mutex<Option<PcapError>>,
 }
 
 impl SharedPcap {
@@ -290,6 +292,7 @@ impl SharedPcap {
                 writer: Mutex::new(writer),
                 wants_more,
                 offered_late: AtomicU64::new(0),
+                error: Mutex::new(None),
             }),
         }
     }
@@ -306,7 +309,9 @@ impl SharedPcap {
     }
 
     /// Offers a batch of `(ts_ns, frame)` under one lock; returns how many were written.
-    /// On an error the frames before it in the batch stay written.
+    /// On an error the frames before it in the batch stay written, the error is kept for
+    /// [`finish`](Self::finish) to return, and nothing more is written (the threads that
+    /// offer never stop sending or receiving for a capture's sake).
     pub fn offer_batch<'a, I>(&self, frames: I) -> Result<u64, PcapError>
     where
         I: IntoIterator<Item = (u64, &'a [u8])>,
@@ -329,10 +334,21 @@ impl SharedPcap {
                 }
             }
         }
+        let failed = result.is_err();
         self.inner
             .wants_more
-            .store(writer.wants_more(), Ordering::Relaxed);
-        result.map(|()| written)
+            .store(writer.wants_more() && !failed, Ordering::Relaxed);
+        if let Err(e) = result {
+            let mut slot = self
+                .inner
+                .error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if slot.is_none() {
+                *slot = Some(e);
+            }
+        }
+        Ok(written)
     }
 
     /// Counts so far, including frames offered after the writer stopped wanting more.
@@ -346,6 +362,15 @@ impl SharedPcap {
     /// other handles still alive it is only flushed, and closed when they are dropped.
     pub fn finish(self) -> Result<PcapSummary, PcapError> {
         let late = self.inner.offered_late.load(Ordering::Relaxed);
+        if let Some(e) = self
+            .inner
+            .error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            return Err(e);
+        }
         let mut summary = match Arc::try_unwrap(self.inner) {
             Ok(shared) => shared
                 .writer
