@@ -239,3 +239,48 @@ mod tests {
         assert_eq!(l1, 672e6);
     }
 }
+
+/// `--pcap-out FILE [--pcap-format pcap|pcapng] [--pcap-sample all|1/N|first:N]`: what
+/// `gen` sent or `sink` received, written by the poller threads (tcpdump cannot see
+/// AF_XDP TX, and AF_XDP RX bypasses the kernel's taps).
+#[derive(Debug, clap::Args, Clone)]
+#[command(next_help_heading = "Capture")]
+pub struct PcapOutArgs {
+    /// Write the frames sent (gen) or received (sink) to this pcap (or .pcapng) file.
+    #[arg(long)]
+    pub pcap_out: Option<std::path::PathBuf>,
+    /// pcap or pcapng. Default: from the file name (.pcapng), else pcap.
+    #[arg(long)]
+    pub pcap_format: Option<String>,
+    /// Which frames to write: all | 1/N (one in N) | first:N.
+    #[arg(long, default_value = "all")]
+    pub pcap_sample: String,
+}
+
+impl PcapOutArgs {
+    /// Creates the capture file, if one was asked for.
+    pub fn open(&self) -> Result<Option<skiff_engine::pcap::SharedPcap>> {
+        use skiff_engine::pcap::{PcapFormat, Sample, SharedPcap};
+        let Some(path) = &self.pcap_out else {
+            return Ok(None);
+        };
+        let format = match &self.pcap_format {
+            Some(f) => PcapFormat::parse(f)
+                .with_context(|| format!("bad --pcap-format {f:?}: pcap or pcapng"))?,
+            None => PcapFormat::from_path(path),
+        };
+        let sample = Sample::parse(&self.pcap_sample)
+            .map_err(|e| anyhow::anyhow!("bad --pcap-sample: {e}"))?;
+        Ok(Some(SharedPcap::create(path, format, sample)?))
+    }
+}
+
+/// The summary's capture line: "pcap FILE (FORMAT): wrote W of N frames WHAT".
+pub fn print_pcap(p: &Option<skiff_engine::pcap::PcapSummary>, what: &str) {
+    if let Some(p) = p {
+        println!(
+            "  pcap {} ({}): wrote {} of {} frames {what}",
+            p.path, p.format, p.written, p.offered
+        );
+    }
+}

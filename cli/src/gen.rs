@@ -28,7 +28,7 @@ use skiff_engine::{
         Pacer,
     },
     netdev,
-    pcap::{PcapFormat, PcapSummary, Sample, SharedPcap},
+    pcap::PcapSummary,
     stats::{Published, TxCounters},
     tx::{
         qdisc::{
@@ -150,15 +150,8 @@ pub struct GenArgs {
     #[arg(long, help_heading = "Replay")]
     pub rewrite: bool,
 
-    /// Write what was sent to this pcap (or .pcapng) file: tcpdump cannot see AF_XDP TX.
-    #[arg(long, help_heading = "Capture")]
-    pub pcap_out: Option<PathBuf>,
-    /// pcap or pcapng. Default: from the file name (.pcapng), else pcap.
-    #[arg(long, help_heading = "Capture")]
-    pub pcap_format: Option<String>,
-    /// Which sent frames to write: all | 1/N (one in N) | first:N.
-    #[arg(long, default_value = "all", help_heading = "Capture")]
-    pub pcap_sample: String,
+    #[command(flatten)]
+    pub capture: crate::common::PcapOutArgs,
 
     /// Destination MAC. Without it, found by ARP for the first --dst-ip (IPv4).
     #[arg(long)]
@@ -741,19 +734,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         }
     }
 
-    let tap: Option<SharedPcap> = match &a.pcap_out {
-        Some(path) => {
-            let format = match &a.pcap_format {
-                Some(f) => PcapFormat::parse(f)
-                    .with_context(|| format!("bad --pcap-format {f:?}: pcap or pcapng"))?,
-                None => PcapFormat::from_path(path),
-            };
-            let sample = Sample::parse(&a.pcap_sample)
-                .map_err(|e| anyhow::anyhow!("bad --pcap-sample: {e}"))?;
-            Some(SharedPcap::create(path, format, sample)?)
-        }
-        None => None,
-    };
+    let tap = a.capture.open()?;
 
     // Data path: the program redirects frames to our source ports (replies) to our sockets.
     let (port_lo, port_hi) = match plans.first().map(|p| &p.kind) {
@@ -1085,7 +1066,7 @@ fn run_fixed(
     xdp_mode: &'static str,
     fallback: Option<String>,
 ) -> Result<GenReport> {
-    if plans.len() != 1 || a.pcap_out.is_some() {
+    if plans.len() != 1 || a.capture.pcap_out.is_some() {
         bail!("--fixed-frame sends one synthetic stream, without --pcap-out");
     }
     let p = &plans[0];
@@ -1284,12 +1265,7 @@ pub fn print_text(r: &GenReport) {
             crate::common::fmt_frames(&q.frames)
         );
     }
-    if let Some(p) = &r.pcap_out {
-        println!(
-            "  pcap {} ({}): wrote {} of {} frames sent",
-            p.path, p.format, p.written, p.offered
-        );
-    }
+    crate::common::print_pcap(&r.pcap_out, "sent");
 }
 
 /// Nanoseconds in the unit that reads best.

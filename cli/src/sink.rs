@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use skiff_engine::{
     netdev,
-    pcap::{PcapFormat, PcapSummary, Sample, SharedPcap},
+    pcap::PcapSummary,
     rx::poller::{run_rx, IdleMode, PollConfig, RxQueueReport},
     stats::{Published, RxCounters},
     wire::Malformed,
@@ -53,15 +53,8 @@ pub struct SinkArgs {
     /// Never sleep when idle (lowest latency, a whole core per queue).
     #[arg(long)]
     pub busy_poll: bool,
-    /// Write what was received to this pcap (or .pcapng) file.
-    #[arg(long)]
-    pub pcap_out: Option<std::path::PathBuf>,
-    /// pcap or pcapng. Default: from the file name (.pcapng), else pcap.
-    #[arg(long)]
-    pub pcap_format: Option<String>,
-    /// Which received frames to write: all | 1/N (one in N) | first:N.
-    #[arg(long, default_value = "all")]
-    pub pcap_sample: String,
+    #[command(flatten)]
+    pub capture: crate::common::PcapOutArgs,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -129,22 +122,10 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         action: action as u32,
         reserved: 0,
     };
-    if a.pcap_out.is_some() && matches!(a.xdp_action, ActionArg::Drop) {
+    if a.capture.pcap_out.is_some() && matches!(a.xdp_action, ActionArg::Drop) {
         bail!("--pcap-out captures what reaches the sockets; with --xdp-action drop nothing does");
     }
-    let tap: Option<SharedPcap> = match &a.pcap_out {
-        Some(path) => {
-            let format = match &a.pcap_format {
-                Some(f) => PcapFormat::parse(f)
-                    .with_context(|| format!("bad --pcap-format {f:?}: pcap or pcapng"))?,
-                None => PcapFormat::from_path(path),
-            };
-            let sample = Sample::parse(&a.pcap_sample)
-                .map_err(|e| anyhow::anyhow!("bad --pcap-sample: {e}"))?;
-            Some(SharedPcap::create(path, format, sample)?)
-        }
-        None => None,
-    };
+    let tap = a.capture.open()?;
     let (prog, queues) = datapath::open(&plan, &a.dp, filter)?;
     let rx_dropped_before = netdev::stat(&ifname, "rx_dropped");
     let xdp_mode = prog.mode();
@@ -360,10 +341,5 @@ pub fn print_text(r: &SinkReport) {
             crate::common::fmt_frames(&q.frames)
         );
     }
-    if let Some(p) = &r.pcap_out {
-        println!(
-            "  pcap {} ({}): wrote {} of {} frames received",
-            p.path, p.format, p.written, p.offered
-        );
-    }
+    crate::common::print_pcap(&r.pcap_out, "received");
 }
