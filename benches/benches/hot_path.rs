@@ -3,28 +3,35 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use skiff_engine::{
-    gen::Pacer,
-    wire::{checksum, classify, UdpFrameSpec},
+    gen::{
+        size::SizeSpec,
+        source::FrameSource,
+        vary::{AddrRange, PortRange, Variation},
+    },
+    wire::{
+        checksum, classify,
+        template::{TemplateKind, TemplateSpec},
+    },
 };
 
-fn spec(len: usize) -> UdpFrameSpec {
-    UdpFrameSpec {
-        dst_mac: [2, 0, 0xc6, 0x12, 0, 2],
-        src_mac: [2, 0, 0xc6, 0x12, 0, 1],
-        vlan: None,
-        src_ip: [198, 18, 0, 1],
-        dst_ip: [198, 18, 0, 2],
-        src_port: 9000,
-        dst_port: 9000,
-        frame_len: len,
-    }
+fn spec() -> TemplateSpec {
+    TemplateSpec::new(
+        TemplateKind::Udp4,
+        [198, 18, 0, 1].into(),
+        [198, 18, 0, 2].into(),
+    )
+}
+
+/// A UDP/IPv4 frame of `len` bytes (no FCS).
+fn frame(len: usize) -> Vec<u8> {
+    spec().build(len + 4).expect("valid size")
 }
 
 /// The RX classifier runs once per received frame.
 fn rx_classify(c: &mut Criterion) {
     let mut g = c.benchmark_group("rx_classify");
     for len in [60usize, 590, 1514] {
-        let f = spec(len).build();
+        let f = frame(len);
         g.throughput(Throughput::Elements(1));
         g.bench_with_input(BenchmarkId::from_parameter(len), &f, |b, f| {
             b.iter(|| classify(black_box(f)))
@@ -53,7 +60,7 @@ fn checksum_sum(c: &mut Criterion) {
 fn tx_template_copy(c: &mut Criterion) {
     let mut g = c.benchmark_group("tx_template_copy");
     for len in [60usize, 1514] {
-        let f = spec(len).build();
+        let f = frame(len);
         let mut dst = vec![0u8; 2048];
         g.throughput(Throughput::Elements(1));
         g.bench_with_input(BenchmarkId::from_parameter(len), &f, |b, f| {
@@ -63,17 +70,29 @@ fn tx_template_copy(c: &mut Criterion) {
     g.finish();
 }
 
-/// The pacing clock, consulted once per TX round.
-fn pacing_due(c: &mut Criterion) {
-    let p = Pacer::new(1_000_000.0).expect("rate");
-    c.bench_function("pacing_due", |b| {
-        b.iter(|| {
-            p.due(
-                black_box(std::time::Duration::from_micros(1234)),
-                black_box(1000),
-            )
-        })
-    });
+/// A stream's frame source, called once per transmitted frame: the template copied and,
+/// with variation, two fields stepped and both checksums patched (RFC 1624); IMIX sizes.
+fn frame_source(c: &mut Criterion) {
+    let mut g = c.benchmark_group("frame_source");
+    let vary = Variation {
+        src_ip: Some(AddrRange::parse("198.18.0.1-198.18.0.254").expect("range")),
+        src_port: Some(PortRange {
+            lo: 9000,
+            hi: 10023,
+        }),
+        ..Variation::default()
+    };
+    for (name, var, sizes) in [
+        ("fixed64", Variation::default(), SizeSpec::Fixed(64)),
+        ("fixed64_varied", vary.clone(), SizeSpec::Fixed(64)),
+        ("imix_varied", vary, SizeSpec::parse("imix").expect("imix")),
+    ] {
+        let mut src = FrameSource::new(&spec(), &var, &sizes, 1).expect("source");
+        let mut buf = vec![0u8; 2048];
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(name, |b| b.iter(|| src.next_into(black_box(&mut buf))));
+    }
+    g.finish();
 }
 
 criterion_group!(
@@ -81,6 +100,6 @@ criterion_group!(
     rx_classify,
     checksum_sum,
     tx_template_copy,
-    pacing_due
+    frame_source
 );
 criterion_main!(benches);

@@ -256,17 +256,16 @@ fn tx_only(a: TxOnlyArgs, baseline: Baseline) -> Result<()> {
     let _guard = Guard(tb.clone());
     let tmp = TempDir::new("skiff-bench")?;
     let dir = tmp.path().to_path_buf();
-    let frame = skiff_engine::wire::UdpFrameSpec {
-        dst_mac: skiff_engine::wire::parse_mac(tb.mac_b).context("mac")?,
-        src_mac: skiff_engine::wire::parse_mac(tb.mac_a).context("mac")?,
-        vlan: None,
-        src_ip: skiff_engine::wire::parse_ipv4(tb.ip_a).context("ip")?,
-        dst_ip: skiff_engine::wire::parse_ipv4(tb.ip_b).context("ip")?,
-        src_port: 9000,
-        dst_port: 9000,
-        frame_len: a.size - skiff_engine::wire::FCS_LEN,
-    }
-    .build();
+    // The frame `skiff gen` sends by default (udp4, ports 9000 → 9000), for trafgen too.
+    let frame = {
+        use skiff_engine::wire::template::{TemplateKind, TemplateSpec};
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().context("testbed address");
+        let mut t = TemplateSpec::new(TemplateKind::Udp4, ip(tb.ip_a)?, ip(tb.ip_b)?);
+        t.src_mac = skiff_engine::wire::parse_mac(tb.mac_a).context("mac")?;
+        t.dst_mac = skiff_engine::wire::parse_mac(tb.mac_b).context("mac")?;
+        t.dst_port = 9000;
+        t.build(a.size).map_err(|e| anyhow::anyhow!("{e}"))?
+    };
     let cfg = dir.join("frame.cfg");
     std::fs::write(&cfg, trafgen_config(&frame))?;
 

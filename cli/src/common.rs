@@ -150,11 +150,14 @@ pub fn fmt_rate(v: f64, unit: &str) -> String {
     format!("{:.2} {p}{unit}", v / d)
 }
 
-/// bit/s at L2 (frame incl. FCS) and L1 (plus preamble, SFD, inter-frame gap) for `pps`
-/// frames of `bytes` (no FCS) on average.
-pub fn bitrates(pps: f64, avg_bytes_no_fcs: f64) -> (f64, f64) {
-    let l2 = pps * (avg_bytes_no_fcs + skiff_engine::wire::FCS_LEN as f64) * 8.0;
-    let l1 = l2 + pps * skiff_engine::wire::L1_OVERHEAD as f64 * 8.0;
+/// bit/s at L2 (frame incl. FCS) and L1 (plus preamble, SFD, inter-frame gap) of `pkts`
+/// frames of `bytes` bytes in all (no FCS) over `secs`; zero for no time.
+pub fn bitrates(pkts: u64, bytes: u64, secs: f64) -> (f64, f64) {
+    if secs <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let l2 = (bytes + pkts * skiff_engine::wire::FCS_LEN as u64) as f64 * 8.0 / secs;
+    let l1 = l2 + (pkts * skiff_engine::wire::L1_OVERHEAD as u64) as f64 * 8.0 / secs;
     (l2, l1)
 }
 
@@ -234,7 +237,7 @@ mod tests {
     #[test]
     fn bit_rates() {
         // 1 Mpps of 60-byte frames: 64 B at L2 = 512 Mbit/s, + 20 B at L1 = 672 Mbit/s.
-        let (l2, l1) = bitrates(1e6, 60.0);
+        let (l2, l1) = bitrates(1_000_000, 60_000_000, 1.0);
         assert_eq!(l2, 512e6);
         assert_eq!(l1, 672e6);
     }

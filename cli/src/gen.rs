@@ -25,7 +25,6 @@ use skiff_engine::{
         split_exact,
         stream::{QueueStream, StreamSource},
         vary::AddrRange,
-        Pacer,
     },
     netdev,
     pcap::PcapSummary,
@@ -36,15 +35,15 @@ use skiff_engine::{
             FQ_DEFAULT_LIMIT, FQ_DEFAULT_QUANTUM,
         },
         run_tx,
-        xmit::{run_xmit, XmitConfig, GAP_MAX_NS},
-        TxConfig, TxQueueReport,
+        xmit::{run_xmit, XmitConfig, XmitResult, GAP_MAX_NS},
+        TxConfig,
     },
     wire::{self, FCS_LEN, L1_OVERHEAD},
     xsk::{BindMode, FrameAccounting, XdpStatistics},
 };
 
 use crate::{
-    common::{fmt_rate, pin, require_caps},
+    common::{bitrates, fmt_rate, pin, require_caps},
     datapath::{self, DataPathArgs},
     profile::Profile,
     stream::{Context, Kind, StreamDef, StreamPlan},
@@ -54,68 +53,12 @@ use crate::{
 pub struct GenArgs {
     #[command(flatten)]
     pub dp: DataPathArgs,
-    /// Packet template: udp4, udp6, tcp-syn4, tcp-syn6, icmp4, icmp6.
-    #[arg(long, help_heading = "Stream")]
-    pub template: Option<String>,
-    /// Frame size(s), FCS included (RFC 2544): 64 | 64-1518 (uniform) | imix (64:7,594:4,1518:1) | SIZE:WEIGHT,...
-    /// Default: 64 (the template's smallest frame if larger).
-    #[arg(long, help_heading = "Stream")]
-    pub size: Option<String>,
-    /// Payload: zero | pattern (0,1,2,...) | text:STRING | hex:BYTES.
-    #[arg(long, help_heading = "Stream")]
-    pub payload: Option<String>,
-    /// Source address, or a range to vary over: 198.18.0.1 | 198.18.0.1-198.18.0.99 | 198.18.0.0/24 (IPv6 alike).
-    /// Default: the interface's IPv4 address; 2001:2::1 for IPv6 (RFC 5180).
-    #[arg(long, help_heading = "Stream")]
-    pub src_ip: Option<String>,
-    /// Destination address or range (as --src-ip). IPv6 default: 2001:2::2.
-    #[arg(long, help_heading = "Stream")]
-    pub dst_ip: Option<String>,
-    /// UDP/TCP source port or range (9000-9099); the ICMP echo identifier. Default 9000.
-    #[arg(long, help_heading = "Stream")]
-    pub src_port: Option<String>,
-    /// UDP/TCP destination port or range. Default 9000 (skiff sink matches 9000-9099).
-    #[arg(long, help_heading = "Stream")]
-    pub dst_port: Option<String>,
-    /// N flows: source ports --src-port .. --src-port+N-1 (shorthand for a range).
-    #[arg(long, help_heading = "Stream")]
-    pub flows: Option<String>,
-    /// How ranges are walked: inc (each field steps, like pktgen's *_INC) or random.
-    #[arg(long, help_heading = "Stream")]
-    pub vary: Option<String>,
-    /// Seed for random variation and uniform sizes (same seed, same frames).
-    #[arg(long, help_heading = "Stream")]
-    pub seed: Option<String>,
-    /// 802.1Q VLAN ID (0..=4094).
-    #[arg(long, help_heading = "Stream")]
-    pub vlan: Option<String>,
-    /// 802.1Q priority (PCP, 0..=7), with --vlan.
-    #[arg(long, help_heading = "Stream")]
-    pub vlan_prio: Option<String>,
-    /// DSCP (0..=63); also picks the prio qdisc's band, as pfifo_fast does from the TOS.
-    #[arg(long, help_heading = "Stream")]
-    pub dscp: Option<String>,
-    /// IPv4 TTL / IPv6 hop limit. Default 64.
-    #[arg(long, help_heading = "Stream")]
-    pub ttl: Option<String>,
-    /// The stream's name in reports.
-    #[arg(long, help_heading = "Stream")]
-    pub name: Option<String>,
+    /// The single stream the flags describe (or none with --profile).
+    #[command(flatten)]
+    pub stream: StreamDef,
     /// Several streams from a TOML file (see docs/PROFILES.md); the stream flags above then must not be given.
     #[arg(long, help_heading = "Stream")]
     pub profile: Option<PathBuf>,
-
-    /// Stop after this many frames in total (e.g. 1000, 10k, 2M), over all queues.
-    #[arg(long, help_heading = "Amount and rate")]
-    pub count: Option<String>,
-    /// Stop after this long (10, 10s, 500ms). With --rate and no --count: exactly ⌊rate·duration⌋ frames.
-    /// Without --count or --duration: until Ctrl-C.
-    #[arg(long, help_heading = "Amount and rate")]
-    pub duration: Option<String>,
-    /// Total rate over all queues: 250kpps, 1.5Mpps, 100k (packets/s) or 10Gbit, 400Mbit (bits/s at --rate-layer).
-    /// Default: as fast as possible.
-    #[arg(long, help_heading = "Amount and rate")]
-    pub rate: Option<String>,
     /// What a bit rate counts: l1 (frame + FCS + 20 bytes of preamble, SFD and gap: the line) or l2 (frame + FCS).
     #[arg(long, default_value = "l1", help_heading = "Amount and rate")]
     pub rate_layer: String,
@@ -136,20 +79,6 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 64, help_heading = "Amount and rate")]
     pub batch: u32,
 
-    /// Replay a pcap/pcapng capture instead of a template.
-    #[arg(long, help_heading = "Replay")]
-    pub pcap_in: Option<String>,
-    /// Replay timing: original (the capture's gaps) or top (as fast as possible). With --rate: that rate.
-    #[arg(long, help_heading = "Replay")]
-    pub replay_timing: Option<String>,
-    /// Times to send the capture (0 = until stopped). Default 1.
-    #[arg(long, help_heading = "Replay")]
-    pub loops: Option<String>,
-    /// Rewrite the replayed frames' MACs to this interface's and --dst-mac's (or ARP's), and
-    /// the IPv4 addresses to --src-ip/--dst-ip when given (checksums updated).
-    #[arg(long, help_heading = "Replay")]
-    pub rewrite: bool,
-
     #[command(flatten)]
     pub capture: crate::common::PcapOutArgs,
 
@@ -165,67 +94,13 @@ pub struct GenArgs {
 }
 
 impl GenArgs {
-    /// The single stream the flags describe.
-    fn stream_def(&self) -> StreamDef {
-        StreamDef {
-            name: self.name.clone(),
-            template: self.template.clone(),
-            size: self.size.clone(),
-            src_ip: self.src_ip.clone(),
-            dst_ip: self.dst_ip.clone(),
-            src_port: self.src_port.clone(),
-            dst_port: self.dst_port.clone(),
-            flows: self.flows.clone(),
-            vary: self.vary.clone(),
-            seed: self.seed.clone(),
-            vlan: self.vlan.clone(),
-            vlan_prio: self.vlan_prio.clone(),
-            dscp: self.dscp.clone(),
-            ttl: self.ttl.clone(),
-            payload: self.payload.clone(),
-            rate: self.rate.clone(),
-            count: self.count.clone(),
-            duration: self.duration.clone(),
-            pcap_in: self.pcap_in.clone(),
-            replay_timing: self.replay_timing.clone(),
-            loops: self.loops.clone(),
-            rewrite: self.rewrite.then(|| "true".to_owned()),
-        }
-    }
-
     /// Stream flags given together with --profile.
-    fn stream_flags_given(&self) -> Vec<&'static str> {
-        let d = self.stream_def();
-        let mut v = Vec::new();
-        for (n, f) in [
-            ("--template", &d.template),
-            ("--size", &d.size),
-            ("--src-ip", &d.src_ip),
-            ("--dst-ip", &d.dst_ip),
-            ("--src-port", &d.src_port),
-            ("--dst-port", &d.dst_port),
-            ("--flows", &d.flows),
-            ("--vary", &d.vary),
-            ("--seed", &d.seed),
-            ("--vlan", &d.vlan),
-            ("--dscp", &d.dscp),
-            ("--payload", &d.payload),
-            ("--rate", &d.rate),
-            ("--count", &d.count),
-            ("--duration", &d.duration),
-            ("--pcap-in", &d.pcap_in),
-            ("--name", &d.name),
-            ("--vlan-prio", &d.vlan_prio),
-            ("--ttl", &d.ttl),
-            ("--replay-timing", &d.replay_timing),
-            ("--loops", &d.loops),
-            ("--rewrite", &d.rewrite),
-        ] {
-            if f.is_some() {
-                v.push(n);
-            }
-        }
-        v
+    fn stream_flags_given(&self) -> Vec<String> {
+        crate::stream::FIELDS
+            .iter()
+            .filter(|f| self.stream.given(f))
+            .map(|f| format!("--{}", f.replace('_', "-")))
+            .collect()
     }
 }
 
@@ -375,15 +250,6 @@ fn frames_in(pps: f64, d: Duration) -> u64 {
     }
 }
 
-/// L2 and L1 bit rates of `pkts` frames of `bytes` bytes (no FCS) over `secs`.
-fn bits(pkts: u64, bytes: u64, secs: f64) -> (f64, f64) {
-    if secs <= 0.0 {
-        return (0.0, 0.0);
-    }
-    let l2 = (bytes + pkts * FCS_LEN as u64) as f64 * 8.0 / secs;
-    (l2, l2 + (pkts * L1_OVERHEAD as u64) as f64 * 8.0 / secs)
-}
-
 /// Chooses the qdisc of one queue. `shares[i]`: the part of stream i's rate this queue
 /// carries (its part of the count when there is one, so the queue with one frame more than
 /// another also gets the time for it).
@@ -406,15 +272,7 @@ fn qdisc_for(
         .enumerate()
         .filter_map(|(i, p)| p.rate.map(|r| (i, scale(r, shares[i]))))
         .collect();
-    let edt = plans.iter().any(|p| {
-        matches!(
-            p.kind,
-            Kind::Replay {
-                timing: skiff_engine::gen::replay::ReplayTiming::Original,
-                ..
-            }
-        )
-    });
+    let edt = plans.iter().any(StreamPlan::has_departure_times);
     // The bucket must hold at least two of the largest frames, or a slow rate could never
     // send one (the kernel's tbf refuses a burst below the MTU for the same reason).
     let max_len = plans.iter().map(|p| p.max_len).max().unwrap_or(0);
@@ -473,15 +331,7 @@ fn backlog_for(cfg: &QdiscConfig, streams: usize, batch: usize) -> usize {
 /// The default qdisc: tbf for one rated stream, fq for several or for departure times.
 fn default_qdisc(plans: &[StreamPlan]) -> &'static str {
     let rated = plans.iter().filter(|p| p.rate.is_some()).count();
-    let edt = plans.iter().any(|p| {
-        matches!(
-            p.kind,
-            Kind::Replay {
-                timing: skiff_engine::gen::replay::ReplayTiming::Original,
-                ..
-            }
-        )
-    });
+    let edt = plans.iter().any(StreamPlan::has_departure_times);
     if edt || (rated > 0 && plans.len() > 1) {
         "fq"
     } else if rated == 1 {
@@ -525,7 +375,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     }
     let defs: Vec<StreamDef> = match &profile {
         Some(p) => p.streams.clone(),
-        None => vec![a.stream_def()],
+        None => vec![a.stream.clone()],
     };
 
     // Addresses every stream shares.
@@ -791,26 +641,24 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         }
     }
 
-    if a.fixed_frame {
-        return run_fixed(
-            &a,
-            plans,
-            per_queue,
-            plan,
-            prog,
-            queues,
-            stop,
-            start,
-            deadline,
-            tx_dropped_before,
-            ifname,
-            layer,
-            warnings,
-            zero_copy,
-            xdp_mode.name(),
-            fallback,
-        );
-    }
+    // --fixed-frame: the data path's loop sends the stream's first frame, copied as fast
+    // as the ring takes it (the benchmark's baseline for what templates, variation and the
+    // qdisc cost).
+    let fixed_frame: Option<Arc<Vec<u8>>> = if a.fixed_frame {
+        let synth = match per_queue.first_mut().and_then(|q| q.first_mut()) {
+            Some(QueueStream {
+                source: StreamSource::Synth(s),
+                ..
+            }) if plans.len() == 1 && plans[0].rate.is_none() && tap.is_none() => s,
+            _ => bail!("--fixed-frame sends one template stream, without --rate or --pcap-out"),
+        };
+        let mut frame = vec![0u8; synth.max_frame_len()];
+        let len = synth.next_into(&mut frame);
+        frame.truncate(len);
+        Some(Arc::new(frame))
+    } else {
+        None
+    };
 
     let published: Vec<_> = (0..n).map(|_| Published::<TxCounters>::new()).collect();
     let progress: Vec<Arc<Vec<AtomicU64>>> = (0..n)
@@ -818,11 +666,13 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         .collect();
     let mut handles = Vec::with_capacity(n);
     for (i, (mut q, mut streams)) in queues.into_iter().zip(per_queue).enumerate() {
-        let shares: Vec<f64> = plans
+        // Each queue's part of a stream's rate is its part of the count (or an even split).
+        let shares: Vec<f64> = streams
             .iter()
-            .map(|p| match p.count {
-                Some(c) if c > 0 && !matches!(p.kind, Kind::Replay { .. }) => {
-                    split_exact(c, n)[i] as f64 / c as f64
+            .zip(&plans)
+            .map(|(s, p)| match (s.count, p.count) {
+                (Some(q), Some(c)) if c > 0 && !matches!(p.kind, Kind::Replay { .. }) => {
+                    q as f64 / c as f64
                 }
                 _ => 1.0 / n as f64,
             })
@@ -843,21 +693,41 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         let publ = published[i].clone();
         let prog_i = progress[i].clone();
         let tap = tap.clone();
+        let fixed_frame = fixed_frame.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("skiff-tx{}", q.queue_id()))
                 .spawn(move || {
                     let pinned = pin(cpu);
-                    let r = run_xmit(
-                        &mut q,
-                        &mut streams,
-                        &mut qdisc,
-                        &cfg,
-                        tap.as_ref(),
-                        &stop,
-                        &publ,
-                        &prog_i,
-                    );
+                    let r = match fixed_frame {
+                        Some(frame) => {
+                            let fixed = TxConfig {
+                                batch: cfg.quota as u32,
+                                count: streams.first().and_then(|s| s.count),
+                                deadline: cfg.deadline,
+                                fill_target: cfg.fill_target,
+                                reclaim_max: cfg.reclaim_max,
+                                ..TxConfig::default()
+                            };
+                            let (counters, produced) = run_tx(&mut q, &frame, &fixed, &stop, &publ);
+                            XmitResult {
+                                counters,
+                                streams: Vec::new(),
+                                qdisc: QdiscStats::default(),
+                                produced,
+                            }
+                        }
+                        None => run_xmit(
+                            &mut q,
+                            &mut streams,
+                            &mut qdisc,
+                            &cfg,
+                            tap.as_ref(),
+                            &stop,
+                            &publ,
+                            &prog_i,
+                        ),
+                    };
                     let stats = q.statistics();
                     let report = QueueReport {
                         queue: q.queue_id(),
@@ -888,7 +758,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
             }
             if !quiet {
                 let pkts = sum.tx_packets - last.tx_packets;
-                let (l2, l1) = bits(pkts, sum.tx_bytes - last.tx_bytes, 1.0);
+                let (l2, l1) = bitrates(pkts, sum.tx_bytes - last.tx_bytes, 1.0);
                 let mut line = format!(
                     "gen  {:>4.0}s  tx {:>12}  {:>14} L2  {:>14} L1  completed {:>10}  ring_full {}",
                     t.as_secs_f64(),
@@ -932,14 +802,11 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     };
     let iface_tx_dropped = netdev::stat(&ifname, "tx_dropped").saturating_sub(tx_dropped_before);
     drop(prog); // detach before reporting
-    let pcap_out = match tap {
-        Some(t) => Some(t.finish()?),
-        None => None,
-    };
+    let pcap_out = tap.map(|t| t.finish()).transpose()?;
 
-    // Streams over all queues.
+    // Streams over all queues (the fixed-frame loop keeps no per-stream counters).
     let mut streams = Vec::with_capacity(plans.len());
-    for (si, p) in plans.iter().enumerate() {
+    for (si, p) in plans.iter().enumerate().filter(|_| fixed_frame.is_none()) {
         let mut gaps = Histogram::<u64>::new_with_bounds(1, GAP_MAX_NS, 3)?;
         let (mut pk, mut by, mut dropped, mut unsent) = (0, 0, 0, 0);
         let mut span: Option<(u64, u64)> = None;
@@ -966,7 +833,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         } else {
             0.0
         };
-        let (l2, l1) = bits(
+        let (l2, l1) = bitrates(
             pk.saturating_sub(1),
             by.saturating_sub(by / pk.max(1)),
             secs,
@@ -1003,7 +870,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     } else {
         0.0
     };
-    let (l2, l1) = bits(total.tx_packets, total.tx_bytes, elapsed);
+    let (l2, l1) = bitrates(total.tx_packets, total.tx_bytes, elapsed);
     let requested: Option<f64> = plans.iter().map(|p| p.requested_pps()).sum();
     Ok(GenReport {
         iface: ifname,
@@ -1020,7 +887,11 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         } else {
             0.0
         },
-        qdisc: qdisc_kind,
+        qdisc: if fixed_frame.is_some() {
+            "none (fixed-frame loop)".into()
+        } else {
+            qdisc_kind
+        },
         qdisc_stats: qstats,
         completed: total.completed,
         never_completed: queue_reports.iter().map(|r| r.never_completed).sum(),
@@ -1037,140 +908,6 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         streams,
         queues: queue_reports,
         pcap_out,
-        warnings,
-    })
-}
-
-/// The data path's fixed-frame loop: the first frame of the (single, synthetic) stream,
-/// copied as fast as possible. The benchmark's baseline for what templates, variation and
-/// the qdisc cost.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the opened data path, handed over whole"
-)]
-fn run_fixed(
-    a: &GenArgs,
-    plans: Vec<StreamPlan>,
-    mut per_queue: Vec<Vec<QueueStream>>,
-    plan: datapath::Plan,
-    prog: skiff_engine::xdp::XdpAttachment,
-    queues: Vec<skiff_engine::xsk::XskQueue>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    start: Instant,
-    deadline: Option<Instant>,
-    tx_dropped_before: u64,
-    ifname: String,
-    layer: Layer,
-    warnings: Vec<String>,
-    zero_copy: bool,
-    xdp_mode: &'static str,
-    fallback: Option<String>,
-) -> Result<GenReport> {
-    if plans.len() != 1 || a.capture.pcap_out.is_some() {
-        bail!("--fixed-frame sends one synthetic stream, without --pcap-out");
-    }
-    let p = &plans[0];
-    let mut frame = vec![0u8; 9216];
-    let len = match per_queue[0].first_mut().map(|s| &mut s.source) {
-        Some(StreamSource::Synth(s)) => s.next_into(&mut frame),
-        _ => bail!("--fixed-frame needs a template stream"),
-    };
-    frame.truncate(len);
-    let pps = p.requested_pps();
-    let n = queues.len();
-    let mut handles = Vec::with_capacity(n);
-    for (i, mut q) in queues.into_iter().enumerate() {
-        let cfg = TxConfig {
-            batch: a.batch,
-            count: per_queue[i].first().and_then(|s| s.count),
-            deadline,
-            pacer: pps.and_then(|r| Pacer::new(r / n as f64)),
-            fill_target: plan.xsk.tx_only_fill,
-            reclaim_max: plan.xsk.comp_size,
-            ..TxConfig::default()
-        };
-        let frame = frame.clone();
-        let stop = stop.clone();
-        let cpu = plan.cpus[i];
-        handles.push(std::thread::spawn(move || {
-            let pinned = pin(cpu);
-            let publ = Published::<TxCounters>::new();
-            let (counters, produced) = run_tx(&mut q, &frame, &cfg, &stop, &publ);
-            TxQueueReport {
-                queue: q.queue_id(),
-                cpu: cpu.filter(|_| pinned),
-                counters,
-                never_completed: q.tx_outstanding(),
-                xdp_statistics: q.statistics(),
-                frames: q.accounting(),
-                elapsed_s: produced.as_secs_f64(),
-            }
-        }));
-    }
-    let mut reports = Vec::with_capacity(n);
-    for h in handles {
-        reports.push(
-            h.join()
-                .map_err(|_| anyhow::anyhow!("a TX thread panicked"))?,
-        );
-    }
-    let _ = start;
-    let iface_tx_dropped = netdev::stat(&ifname, "tx_dropped").saturating_sub(tx_dropped_before);
-    drop(prog);
-    let mut total = TxCounters::default();
-    for r in &reports {
-        total.add(&r.counters);
-    }
-    let elapsed = reports.iter().map(|r| r.elapsed_s).fold(0.0, f64::max);
-    let (l2, l1) = bits(total.tx_packets, total.tx_bytes, elapsed);
-    Ok(GenReport {
-        iface: ifname,
-        tx_packets: total.tx_packets,
-        tx_bytes: total.tx_bytes,
-        elapsed_s: elapsed,
-        tx_pps: if elapsed > 0.0 {
-            total.tx_packets as f64 / elapsed
-        } else {
-            0.0
-        },
-        tx_bps_l2: l2,
-        tx_bps_l1: l1,
-        requested_pps: pps,
-        rate_layer: layer,
-        frame_size: (len + FCS_LEN) as f64,
-        qdisc: "none (fixed-frame loop)".into(),
-        qdisc_stats: QdiscStats::default(),
-        completed: total.completed,
-        never_completed: reports.iter().map(|r| r.never_completed).sum(),
-        iface_tx_dropped,
-        tx_invalid_descs: reports
-            .iter()
-            .map(|r| r.xdp_statistics.tx_invalid_descs)
-            .sum(),
-        xdp_mode,
-        xdp_fallback_reason: fallback,
-        zero_copy,
-        frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
-        stopped_by: if stop.load(Ordering::Relaxed) {
-            "signal"
-        } else {
-            "limit"
-        },
-        streams: Vec::new(),
-        queues: reports
-            .into_iter()
-            .map(|r| QueueReport {
-                queue: r.queue,
-                cpu: r.cpu,
-                counters: r.counters,
-                qdisc: QdiscStats::default(),
-                never_completed: r.never_completed,
-                xdp_statistics: r.xdp_statistics,
-                frames: r.frames,
-                elapsed_s: r.elapsed_s,
-            })
-            .collect(),
-        pcap_out: None,
         warnings,
     })
 }

@@ -202,12 +202,9 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
                 let pps = (s.rx_packets - last.0.rx_packets) as f64;
                 let xdp_drop = (x.dropped - last.1.dropped) as f64;
                 let (l2, _) = bitrates(
-                    pps,
-                    if pps > 0.0 {
-                        (s.rx_bytes - last.0.rx_bytes) as f64 / pps
-                    } else {
-                        0.0
-                    },
+                    s.rx_packets - last.0.rx_packets,
+                    s.rx_bytes - last.0.rx_bytes,
+                    1.0,
                 );
                 eprintln!(
                     "sink {:>4.0}s  rx {:>12}  {:>14} L2  xdp_drop {:>12}  redirect_failed {}  malformed {}",
@@ -239,10 +236,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         }
         reports.push(r);
     }
-    let pcap_out = match tap {
-        Some(t) => Some(t.finish()?),
-        None => None,
-    };
+    let pcap_out = tap.map(|t| t.finish()).transpose()?;
     let xdp = prog.counters(); // a fresh program: its counters start at zero
     let iface_rx_dropped = netdev::stat(&ifname, "rx_dropped").saturating_sub(rx_dropped_before);
     drop(prog);
@@ -260,14 +254,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     } else {
         0.0
     };
-    let (l2, _) = bitrates(
-        pps,
-        if total.rx_packets > 0 {
-            total.rx_bytes as f64 / total.rx_packets as f64
-        } else {
-            0.0
-        },
-    );
+    let (l2, _) = bitrates(total.rx_packets, total.rx_bytes, active);
     let mut malformed = serde_json::Map::new();
     for m in Malformed::ALL {
         malformed.insert(m.name().to_owned(), total.malformed[m.index()].into());

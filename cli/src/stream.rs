@@ -27,30 +27,80 @@ use skiff_engine::{
 
 use crate::common::{parse_count, parse_duration};
 
-/// A stream as written: every field optional, every value a string.
-#[derive(Debug, Clone, Default)]
+/// A stream as written: every field optional, every value a string. The same struct is
+/// `skiff gen`'s stream flags (clap) and a profile's `[[stream]]` table.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct StreamDef {
-    pub name: Option<String>,
+    /// Packet template: udp4, udp6, tcp-syn4, tcp-syn6, icmp4, icmp6.
+    #[arg(long, help_heading = "Stream")]
     pub template: Option<String>,
+    /// Frame size(s), FCS included (RFC 2544): 64 | 64-1518 (uniform) | imix (64:7,594:4,1518:1) | SIZE:WEIGHT,...
+    /// Default: 64 (the template's smallest frame if larger).
+    #[arg(long, help_heading = "Stream")]
     pub size: Option<String>,
-    pub src_ip: Option<String>,
-    pub dst_ip: Option<String>,
-    pub src_port: Option<String>,
-    pub dst_port: Option<String>,
-    pub flows: Option<String>,
-    pub vary: Option<String>,
-    pub seed: Option<String>,
-    pub vlan: Option<String>,
-    pub vlan_prio: Option<String>,
-    pub dscp: Option<String>,
-    pub ttl: Option<String>,
+    /// Payload: zero | pattern (0,1,2,...) | text:STRING | hex:BYTES.
+    #[arg(long, help_heading = "Stream")]
     pub payload: Option<String>,
-    pub rate: Option<String>,
+    /// Source address, or a range to vary over: 198.18.0.1 | 198.18.0.1-198.18.0.99 | 198.18.0.0/24 (IPv6 alike).
+    /// Default: the interface's IPv4 address; 2001:2::1 for IPv6 (RFC 5180).
+    #[arg(long, help_heading = "Stream")]
+    pub src_ip: Option<String>,
+    /// Destination address or range (as --src-ip). IPv6 default: 2001:2::2.
+    #[arg(long, help_heading = "Stream")]
+    pub dst_ip: Option<String>,
+    /// UDP/TCP source port or range (9000-9099); the ICMP echo identifier. Default 9000.
+    #[arg(long, help_heading = "Stream")]
+    pub src_port: Option<String>,
+    /// UDP/TCP destination port or range. Default 9000 (skiff sink matches 9000-9099).
+    #[arg(long, help_heading = "Stream")]
+    pub dst_port: Option<String>,
+    /// N flows: source ports --src-port .. --src-port+N-1 (shorthand for a range).
+    #[arg(long, help_heading = "Stream")]
+    pub flows: Option<String>,
+    /// How ranges are walked: inc (each field steps, like pktgen's *_INC) or random.
+    #[arg(long, help_heading = "Stream")]
+    pub vary: Option<String>,
+    /// Seed for random variation and uniform sizes (same seed, same frames).
+    #[arg(long, help_heading = "Stream")]
+    pub seed: Option<String>,
+    /// 802.1Q VLAN ID (0..=4094).
+    #[arg(long, help_heading = "Stream")]
+    pub vlan: Option<String>,
+    /// 802.1Q priority (PCP, 0..=7), with --vlan.
+    #[arg(long, help_heading = "Stream")]
+    pub vlan_prio: Option<String>,
+    /// DSCP (0..=63); also picks the prio qdisc's band, as pfifo_fast does from the TOS.
+    #[arg(long, help_heading = "Stream")]
+    pub dscp: Option<String>,
+    /// IPv4 TTL / IPv6 hop limit. Default 64.
+    #[arg(long, help_heading = "Stream")]
+    pub ttl: Option<String>,
+    /// The stream's name in reports.
+    #[arg(long, help_heading = "Stream")]
+    pub name: Option<String>,
+    /// Stop after this many frames in total (e.g. 1000, 10k, 2M), over all queues.
+    #[arg(long, help_heading = "Amount and rate")]
     pub count: Option<String>,
+    /// Stop after this long (10, 10s, 500ms). With --rate and no --count: exactly ⌊rate·duration⌋ frames.
+    /// Without --count or --duration: until Ctrl-C.
+    #[arg(long, help_heading = "Amount and rate")]
     pub duration: Option<String>,
+    /// Total rate over all queues: 250kpps, 1.5Mpps, 100k (packets/s) or 10Gbit, 400Mbit (bits/s at --rate-layer).
+    /// Default: as fast as possible.
+    #[arg(long, help_heading = "Amount and rate")]
+    pub rate: Option<String>,
+    /// Replay a pcap/pcapng capture instead of a template.
+    #[arg(long, help_heading = "Replay")]
     pub pcap_in: Option<String>,
+    /// Replay timing: original (the capture's gaps) or top (as fast as possible). With --rate: that rate.
+    #[arg(long, help_heading = "Replay")]
     pub replay_timing: Option<String>,
+    /// Times to send the capture (0 = until stopped). Default 1.
+    #[arg(long, help_heading = "Replay")]
     pub loops: Option<String>,
+    /// Rewrite the replayed frames' MACs to this interface's and --dst-mac's (or ARP's), and
+    /// the IPv4 addresses to --src-ip/--dst-ip when given (checksums updated).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", help_heading = "Replay")]
     pub rewrite: Option<String>,
 }
 
@@ -203,6 +253,18 @@ pub struct StreamPlan {
 }
 
 impl StreamPlan {
+    /// Whether its frames carry departure times (a replay at original timing): only a
+    /// qdisc that honours them (fq) may carry it.
+    pub fn has_departure_times(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Replay {
+                timing: ReplayTiming::Original,
+                ..
+            }
+        )
+    }
+
     /// The requested packet rate.
     pub fn requested_pps(&self) -> Option<f64> {
         self.rate.map(|r| match r {
@@ -228,10 +290,6 @@ fn num<T: std::str::FromStr>(
                 .map_err(|_| ferr(field, format!("{s:?} is not {what}")))
         })
         .transpose()
-}
-
-fn first_addr(r: &AddrRange) -> IpAddr {
-    r.first()
 }
 
 impl StreamDef {
@@ -322,14 +380,14 @@ impl StreamDef {
             .map(|s| parse_range("dst_ip", s))
             .transpose()?;
         let src_ip = match &src_range {
-            Some(r) => first_addr(r),
+            Some(r) => r.first(),
             None if v6 => IpAddr::V6(V6_SRC),
             None => IpAddr::from(ctx.iface_ipv4.ok_or_else(|| {
                 ferr("src_ip", "the interface has no IPv4 address; give --src-ip")
             })?),
         };
         let dst_ip = match &dst_range {
-            Some(r) => first_addr(r),
+            Some(r) => r.first(),
             None if v6 => IpAddr::V6(V6_DST),
             None => return Err(ferr("dst_ip", "give --dst-ip (the receiver's address)")),
         };

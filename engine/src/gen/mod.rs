@@ -1,16 +1,13 @@
-//! Traffic generation: what to send (a frame template per stream) and when (the pacing
-//! clock). A simple pps pacing lives here until the qdisc layer (`tx::qdisc`, a later
-//! piece of work) takes over rate control.
+//! Traffic generation: what to send (streams: a template's frame source with field
+//! variation and sizes, or a replayed capture) and at which rate ([`rate`]). The rate is
+//! enforced by the qdisc (`tx::qdisc`), not here.
 
-pub mod pacing;
 pub mod rate;
 pub mod replay;
 pub mod size;
 pub mod source;
 pub mod stream;
 pub mod vary;
-
-pub use pacing::Pacer;
 
 /// Splits `total` into `parts` shares that differ by at most one and add up to `total`
 /// exactly (the first `total % parts` shares get the extra one).
@@ -24,14 +21,6 @@ pub fn split_exact(total: u64, parts: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Splits a rate in packets/s over `parts` queues so the shares add up to the total.
-pub fn split_rate(total_pps: f64, parts: usize) -> Vec<f64> {
-    if parts == 0 {
-        return Vec::new();
-    }
-    vec![total_pps / parts as f64; parts]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,8 +31,6 @@ mod tests {
         assert_eq!(split_exact(2, 4), vec![1, 1, 0, 0]);
         assert_eq!(split_exact(0, 2), vec![0, 0]);
         assert!(split_exact(5, 0).is_empty());
-        let r = split_rate(100_000.0, 3);
-        assert!((r.iter().sum::<f64>() - 100_000.0).abs() < 1e-6);
     }
 
     proptest::proptest! {

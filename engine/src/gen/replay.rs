@@ -254,17 +254,14 @@ mod tests {
 
     #[test]
     fn rewrite_keeps_checksums_right() {
-        let spec = crate::wire::UdpFrameSpec {
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            src_mac: [2, 0, 0, 0, 0, 1],
-            vlan: Some(7),
-            src_ip: [198, 18, 0, 1],
-            dst_ip: [198, 18, 0, 2],
-            src_port: 1,
-            dst_port: 2,
-            frame_len: 100,
-        };
-        let mut f = spec.build();
+        use crate::wire::template::{TemplateKind, TemplateSpec, Vlan};
+        let mut spec = TemplateSpec::new(
+            TemplateKind::Udp4,
+            [198, 18, 0, 1].into(),
+            [198, 18, 0, 2].into(),
+        );
+        spec.vlan = Some(Vlan { id: 7, pcp: 0 });
+        let mut f = spec.build(104).unwrap();
         rewrite(
             &mut f,
             [2, 0, 0, 0, 0, 9],
@@ -272,14 +269,15 @@ mod tests {
             Some([198, 19, 1, 1]),
             Some([198, 19, 2, 2]),
         );
-        let want = crate::wire::UdpFrameSpec {
+        let want = TemplateSpec {
             dst_mac: [2, 0, 0, 0, 0, 8],
             src_mac: [2, 0, 0, 0, 0, 9],
-            src_ip: [198, 19, 1, 1],
-            dst_ip: [198, 19, 2, 2],
-            ..spec
+            src_ip: [198, 19, 1, 1].into(),
+            dst_ip: [198, 19, 2, 2].into(),
+            ..spec.clone()
         }
-        .build();
+        .build(104)
+        .unwrap();
         assert_eq!(f, want);
         // Garbage and short frames: no panic.
         for n in 0..60 {

@@ -4,8 +4,8 @@
 //! transmitted skbs from its completion queue.
 //!
 //! Two loops: [`xmit::run_xmit`], the generator's (streams → qdisc → ring, the rate set by
-//! the qdisc), and [`run_tx`], one fixed frame as fast as possible or simply paced: the
-//! data path's reference loop, kept as the benchmark baseline (`skiff gen --fixed-frame`).
+//! the qdisc), and [`run_tx`], one fixed frame as fast as possible: the data path's
+//! reference loop, kept as the benchmark baseline (`skiff gen --fixed-frame`).
 
 pub mod qdisc;
 pub mod reclaim;
@@ -20,7 +20,6 @@ use std::{
 };
 
 use crate::{
-    gen::Pacer,
     stats::{Published, TxCounters},
     xsk::{FrameAccounting, XdpStatistics, XskQueue},
 };
@@ -36,8 +35,6 @@ pub struct TxConfig {
     pub count: Option<u64>,
     /// Stop producing at this instant.
     pub deadline: Option<Instant>,
-    /// Pace to this many packets/s on this queue.
-    pub pacer: Option<Pacer>,
     /// How long the completion ring may stand still during the final drain before the
     /// missing frames are reported as never completed: 500 ms, far beyond a veth's
     /// transmit time, and short enough that Ctrl-C feels immediate.
@@ -54,7 +51,6 @@ impl Default for TxConfig {
             batch: 64,
             count: None,
             deadline: None,
-            pacer: None,
             drain_timeout: Duration::from_millis(500),
             fill_target: 64,
             reclaim_max: 2048,
@@ -83,8 +79,8 @@ pub struct TxQueueReport {
     pub elapsed_s: f64,
 }
 
-/// Runs the TX loop on `q`, sending `frame` (a complete frame without FCS) until the count,
-/// the deadline or `stop`, then drains the completion ring. Returns the counters and the
+/// Runs the TX loop on `q`, sending `frame` (a complete frame without FCS) as fast as the
+/// ring takes it until the count, the deadline or `stop`, then drains the completion ring. Returns the counters and the
 /// time spent producing.
 pub fn run_tx(
     q: &mut XskQueue,
@@ -112,25 +108,6 @@ pub fn run_tx(
                 break;
             }
             want = want.min(left);
-        }
-        if let Some(p) = cfg.pacer {
-            let elapsed = start.elapsed();
-            let due = p.due(elapsed, c.tx_packets) as usize;
-            // Release frames in bursts of ~100 µs worth (at least 1, at most a batch): at
-            // 100 kpps that is 10 frames per wake-up instead of one syscall per frame, and
-            // the thread sleeps between bursts instead of spinning a core away from the
-            // receiver. The long-run rate is unaffected: `due` counts from the origin.
-            let burst = p.burst(PACING_BURST, batch);
-            if due < burst.min(want) && pending.is_empty() {
-                c.pacing_waits += 1;
-                let wait = p
-                    .next_due(c.tx_packets + burst.min(want) as u64 - 1)
-                    .saturating_sub(elapsed);
-                wait_until_due(wait, cfg.deadline);
-                published.publish(c);
-                continue;
-            }
-            want = want.min(due.max(pending.len()));
         }
         // Requeued frames (ring was full) go first; new frames are built behind them.
         let have = pending.len();
@@ -168,9 +145,6 @@ pub fn run_tx(
     published.publish(c);
     (c, produced)
 }
-
-/// Pacing granularity: frames are released in bursts of this much time's worth.
-const PACING_BURST: Duration = Duration::from_micros(100);
 
 /// Sleeps for waits long enough for the scheduler to be accurate, yields for short ones.
 pub(crate) fn wait_until_due(wait: Duration, deadline: Option<Instant>) {

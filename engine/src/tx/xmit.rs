@@ -21,7 +21,7 @@ use super::{
     reclaim, wait_until_due,
 };
 use crate::{
-    gen::stream::QueueStream,
+    gen::stream::{QueueStream, StreamSource},
     pcap::SharedPcap,
     stats::{Published, TxCounters},
     sys::Frame,
@@ -85,6 +85,16 @@ pub struct XmitConfig {
 /// How far ahead of its departure time a replayed frame is built: 1 ms, enough for a whole
 /// batch at any rate a veth reaches, and well inside fq's 10 s EDT horizon.
 const EDT_LOOKAHEAD_NS: u64 = 1_000_000;
+
+/// When the source's next frame may be built, if not yet: its departure time minus the
+/// lookahead, for a frame that departs more than the lookahead after `now`.
+#[inline]
+fn build_at(source: &StreamSource, now: u64) -> Option<u64> {
+    source
+        .peek_edt()
+        .filter(|&e| e > now + EDT_LOOKAHEAD_NS)
+        .map(|e| e - EDT_LOOKAHEAD_NS)
+}
 
 /// Longest inter-departure gap the histograms record: 60 s (longer ones count as 60 s).
 pub const GAP_MAX_NS: u64 = 60_000_000_000;
@@ -159,7 +169,10 @@ pub struct XmitResult {
 
 /// Runs the generator on `q` until every stream is done, the deadline, or `stop`; then
 /// drains the completion ring. `progress[i]` gets stream i's frames sent, every round.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the queue, its streams and qdisc, and the run's shared state"
+)]
 pub fn run_xmit(
     q: &mut XskQueue,
     streams: &mut [QueueStream],
@@ -221,24 +234,18 @@ pub fn run_xmit(
             if want == 0 {
                 continue;
             }
-            if let Some(e) = s.source.peek_edt() {
-                if e > now + EDT_LOOKAHEAD_NS {
-                    let at = e - EDT_LOOKAHEAD_NS;
-                    hold_until = Some(hold_until.map_or(at, |h| h.min(at)));
-                    continue;
-                }
+            if let Some(at) = build_at(&s.source, now) {
+                hold_until = Some(hold_until.map_or(at, |h| h.min(at)));
+                continue;
             }
             if q.alloc(&mut fresh, want) < want {
                 c.pool_empty += 1;
             }
             for mut f in fresh.drain(..) {
-                if let Some(e) = s.source.peek_edt() {
-                    if e > now + EDT_LOOKAHEAD_NS {
-                        let at = e - EDT_LOOKAHEAD_NS;
-                        hold_until = Some(hold_until.map_or(at, |h| h.min(at)));
-                        unused.push(f);
-                        continue;
-                    }
+                if let Some(at) = build_at(&s.source, now) {
+                    hold_until = Some(hold_until.map_or(at, |h| h.min(at)));
+                    unused.push(f);
+                    continue;
                 }
                 let mut edt = 0;
                 let n = q.area().build(&mut f, |buf| {

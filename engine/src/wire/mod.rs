@@ -1,5 +1,6 @@
-//! Header views and builders. Only what the data path needs so far: Ethernet (with one
-//! 802.1Q tag), IPv4, IPv6 (parse), UDP; the Internet checksum.
+//! Header builders and views: frame templates (Ethernet with an optional 802.1Q tag; UDP,
+//! TCP SYN and ICMP echo over IPv4 and IPv6), the receive classifier, and the Internet
+//! checksum with RFC 1624 incremental updates.
 //!
 //! Building happens once per stream (a template), so clarity beats speed there; parsing
 //! happens per received frame, so [`classify`] reads fixed offsets with bounds checks
@@ -9,7 +10,7 @@ pub mod checksum;
 pub mod template;
 pub mod udp;
 
-pub use udp::{classify, Classified, Malformed, UdpFrameSpec};
+pub use udp::{classify, Classified, Malformed};
 
 /// Ethernet header length.
 pub const ETH_HLEN: usize = 14;

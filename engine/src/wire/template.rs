@@ -721,18 +721,6 @@ mod tests {
         assert_eq!(&g[..42], &head[..]);
         assert!(f[42..].iter().all(|&b| b == 0));
         assert_eq!(checksum::sum(&f[14..34], 0), 0xffff);
-        // Same bytes as the older UDP/IPv4 builder.
-        let old = super::super::UdpFrameSpec {
-            dst_mac: t.dst_mac,
-            src_mac: t.src_mac,
-            vlan: None,
-            src_ip: V4_SRC.octets(),
-            dst_ip: V4_DST.octets(),
-            src_port: 9000,
-            dst_port: 9001,
-            frame_len: 60,
-        };
-        assert_eq!(f, old.build());
     }
 
     #[test]

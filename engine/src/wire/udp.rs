@@ -1,4 +1,5 @@
-//! UDP over IPv4 frames: the generator's template, and the receive-side classifier.
+//! The receive-side classifier (UDP/TCP over IPv4/IPv6), and the L3/L4 header sizes the
+//! templates (`wire::template`) build with.
 
 use super::{
     checksum, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, ETH_HLEN,
@@ -13,79 +14,6 @@ pub const IPV6_HLEN: usize = 40;
 pub const UDP_HLEN: usize = 8;
 /// Default TTL, as Linux's `net.ipv4.ip_default_ttl`.
 pub const DEFAULT_TTL: u8 = 64;
-
-/// Everything that defines one UDP/IPv4 frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UdpFrameSpec {
-    /// Destination MAC.
-    pub dst_mac: [u8; 6],
-    /// Source MAC.
-    pub src_mac: [u8; 6],
-    /// Optional 802.1Q VLAN ID (0..4095).
-    pub vlan: Option<u16>,
-    /// Source IPv4.
-    pub src_ip: [u8; 4],
-    /// Destination IPv4.
-    pub dst_ip: [u8; 4],
-    /// UDP source port.
-    pub src_port: u16,
-    /// UDP destination port.
-    pub dst_port: u16,
-    /// Frame length handed to the socket: Ethernet header to end of payload, no FCS.
-    pub frame_len: usize,
-}
-
-impl UdpFrameSpec {
-    /// Headers before the UDP payload.
-    pub fn header_len(&self) -> usize {
-        ETH_HLEN + if self.vlan.is_some() { VLAN_HLEN } else { 0 } + IPV4_HLEN + UDP_HLEN
-    }
-
-    /// Builds the frame: headers, zero payload, IPv4 header checksum and UDP checksum.
-    /// `frame_len` below the headers' length is raised to it.
-    pub fn build(&self) -> Vec<u8> {
-        let len = self.frame_len.max(self.header_len());
-        let mut f = vec![0u8; len];
-        f[0..6].copy_from_slice(&self.dst_mac);
-        f[6..12].copy_from_slice(&self.src_mac);
-        let mut off = 12;
-        if let Some(vid) = self.vlan {
-            f[off..off + 2].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-            f[off + 2..off + 4].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
-            off += VLAN_HLEN;
-        }
-        f[off..off + 2].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-        let ip = off + 2;
-        let ip_len = (len - ip) as u16;
-        let udp = ip + IPV4_HLEN;
-        let udp_len = (len - udp) as u16;
-        {
-            let h = &mut f[ip..ip + IPV4_HLEN];
-            h[0] = 0x45; // version 4, IHL 5 (no options)
-            h[2..4].copy_from_slice(&ip_len.to_be_bytes());
-            h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, as Linux sets on UDP by PMTU default
-            h[8] = DEFAULT_TTL;
-            h[9] = IPPROTO_UDP;
-            h[12..16].copy_from_slice(&self.src_ip);
-            h[16..20].copy_from_slice(&self.dst_ip);
-            let ck = checksum::checksum(h, 0);
-            h[10..12].copy_from_slice(&ck.to_be_bytes());
-        }
-        {
-            let u = &mut f[udp..];
-            u[0..2].copy_from_slice(&self.src_port.to_be_bytes());
-            u[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
-            u[4..6].copy_from_slice(&udp_len.to_be_bytes());
-            let pseudo = checksum::pseudo_v4(self.src_ip, self.dst_ip, IPPROTO_UDP, udp_len);
-            let mut ck = checksum::checksum(u, pseudo);
-            if ck == 0 {
-                ck = 0xffff; // RFC 768: a computed zero is sent as all ones
-            }
-            u[6..8].copy_from_slice(&ck.to_be_bytes());
-        }
-        f
-    }
-}
 
 /// Why a received frame could not be parsed. Counted by reason, never a panic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -223,22 +151,32 @@ pub fn classify(frame: &[u8]) -> Result<Classified, Malformed> {
 mod tests {
     use super::*;
 
-    fn spec(len: usize, vlan: Option<u16>) -> UdpFrameSpec {
-        UdpFrameSpec {
-            dst_mac: [2, 0, 0, 0, 0, 2],
-            src_mac: [2, 0, 0, 0, 0, 1],
-            vlan,
-            src_ip: [198, 18, 0, 1],
-            dst_ip: [198, 18, 0, 2],
-            src_port: 9000,
-            dst_port: 9001,
-            frame_len: len,
-        }
+    use crate::wire::{
+        template::{TemplateKind, TemplateSpec, Vlan},
+        FCS_LEN,
+    };
+
+    /// A UDP/IPv4 frame of `len` bytes (no FCS) from the generator's template.
+    fn frame(len: usize, vlan: Option<u16>, src_port: u16, dst_port: u16) -> Vec<u8> {
+        let mut t = TemplateSpec::new(
+            TemplateKind::Udp4,
+            [198, 18, 0, 1].into(),
+            [198, 18, 0, 2].into(),
+        );
+        t.vlan = vlan.map(|id| Vlan { id, pcp: 0 });
+        t.src_port = src_port;
+        t.dst_port = dst_port;
+        t.build((len + FCS_LEN).max(t.min_size()))
+            .expect("valid template")
+    }
+
+    fn spec_frame(len: usize, vlan: Option<u16>) -> Vec<u8> {
+        frame(len, vlan, 9000, 9001)
     }
 
     #[test]
     fn build_64_byte_frame_bytes() {
-        let f = spec(60, None).build();
+        let f = spec_frame(60, None);
         assert_eq!(f.len(), 60);
         assert_eq!(&f[12..14], &[0x08, 0x00]);
         assert_eq!(
@@ -264,8 +202,8 @@ mod tests {
     #[test]
     fn independent_parser_agrees() {
         // etherparse, written by others, reads our bytes the same way.
-        for (len, vlan) in [(60, None), (60, Some(42)), (1514, None), (1518, Some(4095))] {
-            let f = spec(len, vlan).build();
+        for (len, vlan) in [(60, None), (60, Some(42)), (1514, None), (1518, Some(4094))] {
+            let f = spec_frame(len, vlan);
             let p = etherparse::SlicedPacket::from_ethernet(&f).expect("etherparse parses it");
             match p.net {
                 Some(etherparse::NetSlice::Ipv4(ip)) => {
@@ -297,7 +235,7 @@ mod tests {
 
     #[test]
     fn impossible_lengths_are_reasons_not_panics() {
-        let f = spec(60, None).build();
+        let f = spec_frame(60, None);
         for cut in 0..f.len() {
             let _ = classify(&f[..cut]); // any result, never a panic
         }
@@ -321,12 +259,12 @@ mod tests {
         }
 
         #[test]
-        fn built_frames_classify(len in 42usize..1600, sport in 1u16.., dport in 1u16.., vlan in proptest::option::of(0u16..4096)) {
-            let mut s = spec(len, vlan);
-            s.src_port = sport;
-            s.dst_port = dport;
-            let f = s.build();
-            proptest::prop_assert_eq!(f.len(), len.max(s.header_len()));
+        fn built_frames_classify(len in 42usize..1600, sport in 1u16.., dport in 1u16.., vlan in proptest::option::of(0u16..4095)) {
+            let f = frame(len, vlan, sport, dport);
+            // Headers: 14 Ethernet (+4 VLAN) + 20 IPv4 + 8 UDP; below 60 bytes the frame is
+            // padded to Ethernet's minimum.
+            let header_len = ETH_HLEN + vlan.map_or(0, |_| VLAN_HLEN) + IPV4_HLEN + UDP_HLEN;
+            proptest::prop_assert_eq!(f.len(), len.max(header_len).max(60));
             proptest::prop_assert_eq!(classify(&f), Ok(Classified::Udp { dst_port: dport }));
         }
     }
