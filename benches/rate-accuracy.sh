@@ -6,6 +6,7 @@
 #
 #   sudo benches/rate-accuracy.sh [DURATION_S] [RATES...]     (default: 10 10kpps 100kpps 1Mpps)
 #   sudo TESTBED_QUEUES=2 QUEUES=0-1 benches/rate-accuracy.sh 10 100kpps   (two queues)
+#   sudo GEN_ARGS="--burst 4ms" benches/rate-accuracy.sh 5 100kpps 100kpps 100kpps   (other gen flags)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SKIFF=${SKIFF:-target/release/skiff}
@@ -23,7 +24,7 @@ for r in "${rates[@]}"; do
     for _ in $(seq 100); do [ -e "$tmp/ready" ] && break; sleep 0.1; done
     rm -f "$tmp/ready"
     ip netns exec "$name-a" "$SKIFF" gen --iface "$name-a" --dst-ip 198.18.0.2 \
-        --dst-mac 02:00:c6:12:00:02 --cpus 0 --rate "$r" --duration "$dur" ${QUEUES:+--queues $QUEUES} \
+        --dst-mac 02:00:c6:12:00:02 --cpus 0 --rate "$r" --duration "$dur" ${QUEUES:+--queues $QUEUES} ${GEN_ARGS:-} \
         --json --quiet >"$tmp/gen.json"
     sleep 0.5; kill -INT "$sink"; wait "$sink" || true
     python3 - "$r" "$tmp/gen.json" "$tmp/sink.json" <<'PY'
