@@ -24,6 +24,7 @@
 #define SKIFF_ACT_REDIRECT 0 // into the AF_XDP socket of this rx queue
 #define SKIFF_ACT_DROP     1 // XDP_DROP: the "peer drops with XDP" of the TX benchmark
 #define SKIFF_ACT_PASS     2 // count, then let the kernel have it
+#define SKIFF_ACT_REFLECT  3 // latency probes: swap addresses and XDP_TX them back
 
 // Counter slots (mirrored as skiff_ebpf::Outcome).
 #define SKIFF_CNT_REDIRECTED      0
@@ -31,8 +32,9 @@
 #define SKIFF_CNT_REDIRECT_FAILED 2 // matched, but no socket in XSKMAP for this queue
 #define SKIFF_CNT_PARSE_ERROR     3 // truncated or malformed header: passed to the kernel
 #define SKIFF_CNT_DROPPED         4 // matched with action DROP
-#define SKIFF_CNT_MATCHED_PASS    5 // matched with action PASS
-#define SKIFF_CNT_MAX             6
+#define SKIFF_CNT_MATCHED_PASS    5 // matched with action PASS (or REFLECT, not a probe)
+#define SKIFF_CNT_REFLECTED       6 // matched with action REFLECT: sent back with XDP_TX
+#define SKIFF_CNT_MAX             7
 
 // 64 queues: more than any veth here and than most NICs expose per port.
 #define SKIFF_MAX_QUEUES 64
@@ -147,6 +149,95 @@ static __always_inline int match(void *data, void *end, const struct skiff_confi
 	return 0;
 }
 
+// The probe signature at the start of the UDP payload (skiff_engine::latency::probe).
+#define SKIFF_PROBE_MAGIC0 'S'
+#define SKIFF_PROBE_MAGIC1 'K'
+#define SKIFF_PROBE_MAGIC2 'P'
+#define SKIFF_PROBE_MAGIC3 'B'
+
+static __always_inline void swap_bytes(__u8 *a, __u8 *b, int n)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (i < n) {
+			__u8 t = a[i];
+
+			a[i] = b[i];
+			b[i] = t;
+		}
+	}
+}
+
+// The in-kernel reflector: a UDP frame whose payload starts with the probe signature gets
+// its Ethernet, IP and UDP addresses swapped and goes back out of the interface it came
+// in on. No checksum changes: a one's complement sum does not depend on the order of the
+// words it sums. Returns 1 if reflected, 0 if the frame is not a probe.
+static __always_inline int reflect_probe(void *data, void *end)
+{
+	struct ethhdr *eth = data;
+	void *l3;
+	__u16 proto;
+	struct udphdr *udp;
+	__u8 *magic;
+	__u16 port;
+
+	if ((void *)(eth + 1) > end)
+		return 0;
+	proto = eth->h_proto;
+	l3 = eth + 1;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		__be16 *tag = l3;
+
+		if ((void *)(tag + 2) > end)
+			return 0;
+		proto = tag[1];
+		l3 = tag + 2;
+	}
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+
+		if ((void *)(ip + 1) > end || ip->ihl < 5 || ip->protocol != IPPROTO_UDP)
+			return 0;
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return 0;
+		udp = (void *)ip + ip->ihl * 4;
+		if ((void *)(udp + 1) > end)
+			return 0;
+		magic = (__u8 *)(udp + 1);
+		if ((void *)(magic + 4) > end)
+			return 0;
+		if (magic[0] != SKIFF_PROBE_MAGIC0 || magic[1] != SKIFF_PROBE_MAGIC1 ||
+		    magic[2] != SKIFF_PROBE_MAGIC2 || magic[3] != SKIFF_PROBE_MAGIC3)
+			return 0;
+		__be32 a = ip->saddr;
+
+		ip->saddr = ip->daddr;
+		ip->daddr = a;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
+			return 0;
+		udp = (void *)(ip6 + 1);
+		if ((void *)(udp + 1) > end)
+			return 0;
+		magic = (__u8 *)(udp + 1);
+		if ((void *)(magic + 4) > end)
+			return 0;
+		if (magic[0] != SKIFF_PROBE_MAGIC0 || magic[1] != SKIFF_PROBE_MAGIC1 ||
+		    magic[2] != SKIFF_PROBE_MAGIC2 || magic[3] != SKIFF_PROBE_MAGIC3)
+			return 0;
+		swap_bytes((__u8 *)&ip6->saddr, (__u8 *)&ip6->daddr, 16);
+	} else {
+		return 0;
+	}
+	port = udp->source;
+	udp->source = udp->dest;
+	udp->dest = port;
+	swap_bytes(eth->h_dest, eth->h_source, ETH_ALEN);
+	return 1;
+}
+
 SEC("xdp")
 int skiff_xdp(struct xdp_md *ctx)
 {
@@ -173,6 +264,14 @@ int skiff_xdp(struct xdp_md *ctx)
 	if (cfg->action == SKIFF_ACT_DROP) {
 		count(SKIFF_CNT_DROPPED, len);
 		return XDP_DROP;
+	}
+	if (cfg->action == SKIFF_ACT_REFLECT) {
+		if (reflect_probe(data, end)) {
+			count(SKIFF_CNT_REFLECTED, len);
+			return XDP_TX;
+		}
+		count(SKIFF_CNT_MATCHED_PASS, len);
+		return XDP_PASS;
 	}
 	if (cfg->action == SKIFF_ACT_PASS) {
 		count(SKIFF_CNT_MATCHED_PASS, len);

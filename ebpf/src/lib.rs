@@ -49,6 +49,10 @@ pub enum Action {
     Drop = 1,
     /// Counted, then handed to the kernel.
     Pass = 2,
+    /// Latency probes (UDP payload starting with the probe signature) get their Ethernet,
+    /// IP and UDP addresses swapped and go back out with `XDP_TX`: `skiff reflect --xdp-tx`.
+    /// Other matching frames are passed to the kernel (counted as `MatchedPass`).
+    Reflect = 3,
 }
 
 /// `struct skiff_config`, 16 bytes.
@@ -97,13 +101,15 @@ pub enum Outcome {
     ParseError = 3,
     /// Matched with [`Action::Drop`].
     Dropped = 4,
-    /// Matched with [`Action::Pass`].
+    /// Matched with [`Action::Pass`] (or [`Action::Reflect`] and not a probe).
     MatchedPass = 5,
+    /// Matched with [`Action::Reflect`]: sent back with `XDP_TX`.
+    Reflected = 6,
 }
 
 impl Outcome {
     /// Number of counter slots.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
     /// All slots, in index order.
     pub const ALL: [Outcome; Self::COUNT as usize] = [
         Outcome::Redirected,
@@ -112,6 +118,7 @@ impl Outcome {
         Outcome::ParseError,
         Outcome::Dropped,
         Outcome::MatchedPass,
+        Outcome::Reflected,
     ];
     /// Counter name as skiff reports it.
     pub fn name(self) -> &'static str {
@@ -122,6 +129,7 @@ impl Outcome {
             Outcome::ParseError => "parse_error",
             Outcome::Dropped => "dropped",
             Outcome::MatchedPass => "matched_pass",
+            Outcome::Reflected => "reflected",
         }
     }
 }

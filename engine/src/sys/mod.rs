@@ -540,3 +540,28 @@ impl XskSocket {
         })
     }
 }
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock latency probes carry.
+///
+/// It is the clock `std::time::Instant` reads on Linux, so instants and probe timestamps
+/// compare; it is read through the vDSO (no system call; its cost is measured and reported
+/// by `skiff ping` as `clock_read_ns`). It is shared by every process on the host (no time
+/// namespaces are used), which is what makes one-way latency between two namespaces of one
+/// host meaningful. Why not the TSC: see `docs/LATENCY.md`.
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one `timespec` through the pointer, which points at a
+    // local of exactly that type that lives across the call; nothing else aliases it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0; // CLOCK_MONOTONIC cannot fail on Linux; 0 reads as "no time".
+    }
+    // tv_sec and tv_nsec are non-negative for CLOCK_MONOTONIC.
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}

@@ -63,8 +63,10 @@ pub struct XdpCounters {
     pub parse_error: u64,
     /// Matched, dropped (action drop).
     pub dropped: u64,
-    /// Matched, passed (action pass).
+    /// Matched, passed (action pass; or action reflect and not a probe).
     pub matched_pass: u64,
+    /// Matched probes reflected with XDP_TX (action reflect).
+    pub reflected: u64,
 }
 
 /// The program, attached to one interface. Dropping it detaches (closes the link).
@@ -318,6 +320,7 @@ impl XdpAttachment {
                 Outcome::ParseError => c.parse_error = total,
                 Outcome::Dropped => c.dropped = total,
                 Outcome::MatchedPass => c.matched_pass = total,
+                Outcome::Reflected => c.reflected = total,
             }
         }
         c
