@@ -32,6 +32,9 @@ pub enum BenchCmd {
     /// The generator with a template, field variation (source IP range, 1024 flows) and an
     /// active tbf against the data path's fixed-frame loop, same testbed, same run.
     GenFeatures(TxOnlyArgs),
+    /// Round-trip latency: skiff ping/reflect (AF_XDP, and XDP_TX) against kernel UDP
+    /// sockets ping-ponging on the same testbed, same run.
+    Latency(crate::latbench::LatencyBenchArgs),
 }
 
 /// What a benchmark compares skiff with.
@@ -402,6 +405,7 @@ pub fn run(c: BenchCmd) -> Result<()> {
     match c {
         BenchCmd::TxOnly(a) => tx_only(a, Baseline::Trafgen),
         BenchCmd::GenFeatures(a) => tx_only(a, Baseline::FixedFrame),
+        BenchCmd::Latency(a) => crate::latbench::run(a),
     }
 }
 

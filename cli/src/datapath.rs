@@ -173,19 +173,20 @@ pub fn signal_ready(args: &DataPathArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `tick` once a second until `done()` says so (callers fold their stop flag and
+/// Runs `tick` every `period` until `done()` says so (callers fold their stop flag and
 /// limits into `done`); `tick` receives the time since `start`.
 pub fn progress_loop(
     start: Instant,
+    period: Duration,
     mut done: impl FnMut() -> bool,
     mut tick: impl FnMut(Duration),
 ) {
-    let mut next = start + Duration::from_secs(1);
+    let mut next = start + period;
     while !done() {
         let now = Instant::now();
         if now >= next {
             tick(now - start);
-            next += Duration::from_secs(1);
+            next += period;
         }
         std::thread::sleep(
             Duration::from_millis(20).min(next.saturating_duration_since(Instant::now())),

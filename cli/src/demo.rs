@@ -38,12 +38,41 @@ pub struct DemoArgs {
     /// One JSON object at the end: {"gen": {...}, "sink": {...}, "accounting": {...}}.
     #[arg(long)]
     pub json: bool,
+    /// Every frame carries a latency probe; the sink reports one-way latency (table and
+    /// percentile chart), loss, reordering and duplication. Frames are raised to the
+    /// smallest size that carries a probe (86 bytes) if --size is smaller.
+    #[arg(long)]
+    pub latency: bool,
+    /// With --latency: the sink's HdrHistogram interval log (see `skiff hist`).
+    #[arg(long, value_name = "FILE", requires = "latency")]
+    pub hist_log: Option<std::path::PathBuf>,
+    /// With --latency: a percentile plot, FILE.svg or FILE.png.
+    #[arg(long, value_name = "FILE", requires = "latency")]
+    pub plot: Option<std::path::PathBuf>,
 }
+
+/// The smallest frame (FCS included) that carries a probe in the demo's UDP/IPv4 frames:
+/// 14 (Ethernet) + 20 (IPv4) + 8 (UDP) + 40 (probe) + 4 (FCS).
+const PROBE_FRAME_MIN: usize = 86;
 
 pub fn run(a: DemoArgs) -> Result<()> {
     require_caps()?;
     let duration = parse_duration(&a.duration)?;
     let rate = parse_pps(&a.rate)?;
+    let size = if a.latency {
+        a.size.max(PROBE_FRAME_MIN)
+    } else {
+        a.size
+    };
+    let abs = |p: &std::path::Path| -> Result<std::path::PathBuf> {
+        Ok(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .context("reading the current directory")?
+                .join(p)
+        })
+    };
     let name = a
         .name
         .clone()
@@ -65,11 +94,15 @@ pub fn run(a: DemoArgs) -> Result<()> {
     if !a.json {
         eprintln!(
             "skiff demo: testbed {} up: {} ({}) -> {} ({}), {} queue(s); {} for {:?} of {}-byte frames",
-            tb.name, tb.if_a, tb.ip_a, tb.if_b, tb.ip_b, tb.queues, fmt_rate(rate, "pps"), duration, a.size
+            tb.name, tb.if_a, tb.ip_a, tb.if_b, tb.ip_b, tb.queues, fmt_rate(rate, "pps"), duration, size
         );
     }
     let tmp = TempDir::new("skiff-demo")?;
     let ready = tmp.path().join("sink.ready");
+    let hist_log = match &a.hist_log {
+        Some(p) => abs(p)?,
+        None => tmp.path().join("latency.hlog"),
+    };
     let queues = format!("0-{}", a.queues - 1);
     let mut sink_cmd = Command::new("ip");
     sink_cmd
@@ -81,8 +114,16 @@ pub fn run(a: DemoArgs) -> Result<()> {
         ])
         .args(["--stop-on-stdin-eof", "--ready-file"])
         .arg(&ready)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
+        .args(if a.latency {
+            &["--hist-log"][..]
+        } else {
+            &[][..]
+        })
+        .args(a.latency.then_some(&hist_log));
+    if let Some(p) = &a.plot {
+        sink_cmd.arg("--plot").arg(abs(p)?);
+    }
+    sink_cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
     let mut sink = start_ready(sink_cmd, &ready, Duration::from_secs(15), &stop, "sink")?;
 
     let mut gen_cmd = Command::new("ip");
@@ -107,8 +148,13 @@ pub fn run(a: DemoArgs) -> Result<()> {
                 "--duration",
                 &a.duration,
                 "--size",
-                &a.size.to_string(),
+                &size.to_string(),
             ])
+            .args(if a.latency {
+                &["--latency"][..]
+            } else {
+                &[][..]
+            })
             .args(if a.json { &["--quiet"][..] } else { &[][..] })
             .arg("--stop-on-stdin-eof")
             .stdin(Stdio::piped())
@@ -211,8 +257,54 @@ pub fn run(a: DemoArgs) -> Result<()> {
             }
         );
     }
+    if a.latency && !a.json {
+        print_latency(&sink_report, &hist_log)?;
+    }
     if stop.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!("skiff demo: interrupted; testbed removed");
     }
+    Ok(())
+}
+
+/// The sink's one-way latency: its counts from the JSON, the table and chart from its
+/// interval log read back (the same file `skiff hist` reads).
+fn print_latency(sink: &Value, log: &std::path::Path) -> Result<()> {
+    let intervals = skiff_engine::latency::hist::read_log_file(log)
+        .with_context(|| format!("reading the sink's histogram log {}", log.display()))?;
+    let mut per: std::collections::BTreeMap<String, hdrhistogram::Histogram<u64>> =
+        std::collections::BTreeMap::new();
+    for iv in &intervals {
+        let name = iv.tag.clone().unwrap_or_else(|| "total".into());
+        let h = per
+            .entry(name)
+            .or_insert_with(skiff_engine::latency::hist::new_hist);
+        let _ = h.add(&iv.hist);
+    }
+    let u = |k: &str| sink.get(k).and_then(Value::as_u64).unwrap_or(0);
+    println!(
+        "  latency   one way (one host's clock), from the sink's log ({} intervals):",
+        intervals.len()
+    );
+    let series: Vec<crate::plot::Series> = per
+        .iter()
+        .map(|(n, h)| crate::plot::Series { name: n, hist: h })
+        .collect();
+    for line in crate::plot::table(&series).lines() {
+        println!("    {line}");
+    }
+    println!(
+        "  probes    received {}  lost {}  reordered {}  duplicated {}  late {}",
+        u("received"),
+        u("lost"),
+        u("reordered"),
+        u("duplicated"),
+        u("late")
+    );
+    let streams: Vec<crate::plot::Series> = series
+        .iter()
+        .copied()
+        .filter(|s| s.name != "total" || per.len() == 1)
+        .collect();
+    print!("{}", crate::plot::terminal_chart(&streams, 80, 16));
     Ok(())
 }

@@ -23,9 +23,10 @@ use skiff_engine::{
         size::SizeSpec,
         source::FrameSource,
         split_exact,
-        stream::{QueueStream, StreamSource},
+        stream::{probe_wire_id, ProbeGen, QueueStream, StreamSource, PROBE_QUEUE_BITS},
         vary::AddrRange,
     },
+    latency::probe::PROBE_LEN,
     netdev,
     pcap::PcapSummary,
     stats::{Published, TxCounters},
@@ -38,7 +39,7 @@ use skiff_engine::{
         xmit::{run_xmit, XmitConfig, XmitResult, GAP_MAX_NS},
         TxConfig,
     },
-    wire::{self, FCS_LEN, L1_OVERHEAD},
+    wire::{self, template::TemplateKind, FCS_LEN, L1_OVERHEAD},
     xsk::{BindMode, FrameAccounting, XdpStatistics},
 };
 
@@ -88,6 +89,15 @@ pub struct GenArgs {
     /// Source MAC. Default: the interface's.
     #[arg(long)]
     pub src_mac: Option<String>,
+    /// Carry latency probes (a 40-byte header at the start of the UDP payload: sequence,
+    /// transmit and scheduled send times) for `skiff sink` or `skiff reflect` + the sender
+    /// to measure latency, loss and reordering. UDP templates; frames too small for a probe
+    /// are sent without one.
+    #[arg(long, help_heading = "Latency")]
+    pub latency: bool,
+    /// With --latency: one frame in N carries a probe.
+    #[arg(long, default_value_t = 1, help_heading = "Latency")]
+    pub probe_every: u64,
     /// The data path's fixed-frame loop (no qdisc, no variation): the benchmark baseline.
     #[arg(long, hide = true)]
     pub fixed_frame: bool,
@@ -208,12 +218,29 @@ pub struct GenReport {
     pub streams: Vec<StreamReport>,
     pub queues: Vec<QueueReport>,
     pub pcap_out: Option<PcapSummary>,
+    /// With --latency: what was sent and the timing overhead.
+    pub probes: Option<GenProbes>,
     pub warnings: Vec<String>,
+}
+
+/// Latency probes the generator sent.
+#[derive(Debug, Serialize)]
+pub struct GenProbes {
+    /// Probes sent, all streams and queues.
+    pub sent: u64,
+    /// This run's session id (receivers keep runs apart by it).
+    pub session: u32,
+    /// One frame in N carries one.
+    pub every: u64,
+    /// Per batch with probes: from the transmit stamp to the send call's return, ns.
+    pub stamp_to_ring_ns: skiff_engine::latency::hist::LatencySummary,
+    /// Mean cost of one CLOCK_MONOTONIC read, ns (self-measured).
+    pub clock_read_ns: f64,
 }
 
 /// Resolves `dst` on the interface with the kernel's ARP: one UDP datagram to the discard
 /// port starts resolution, then the neighbour table is read, for up to a second.
-fn arp_resolve(ifname: &str, src: Ipv4Addr, dst: Ipv4Addr) -> Result<[u8; 6]> {
+pub(crate) fn arp_resolve(ifname: &str, src: Ipv4Addr, dst: Ipv4Addr) -> Result<[u8; 6]> {
     let sock = UdpSocket::bind((src, 0))
         .with_context(|| format!("binding a UDP socket to {src} for ARP"))?;
     let deadline = Instant::now() + Duration::from_secs(1);
@@ -240,6 +267,17 @@ fn arp_resolve(ifname: &str, src: Ipv4Addr, dst: Ipv4Addr) -> Result<[u8; 6]> {
     bail!("no ARP reply from {dst} on {ifname} within 1 s; give --dst-mac")
 }
 
+/// `r` scaled by `k` (a queue's share of a stream's rate).
+fn scale_rate(r: Rate, k: f64) -> Rate {
+    match r {
+        Rate::Pps(p) => Rate::Pps(p * k),
+        Rate::Bits { bps, layer } => Rate::Bits {
+            bps: bps * k,
+            layer,
+        },
+    }
+}
+
 /// ⌊pps · d⌋, exactly for a whole-number rate (integer nanoseconds), else in floating
 /// point with a nudge of 1e-9 so 100 pps × 0.29 s is 29, not 28.999... → 28.
 fn frames_in(pps: f64, d: Duration) -> u64 {
@@ -260,13 +298,7 @@ fn qdisc_for(
     burst: Duration,
     limit: Option<usize>,
 ) -> Result<QdiscConfig> {
-    let scale = |r: Rate, k: f64| match r {
-        Rate::Pps(p) => Rate::Pps(p * k),
-        Rate::Bits { bps, layer } => Rate::Bits {
-            bps: bps * k,
-            layer,
-        },
-    };
+    let scale = scale_rate;
     let rated: Vec<(usize, Rate)> = plans
         .iter()
         .enumerate()
@@ -535,9 +567,46 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         }
     }
 
+    if a.latency {
+        if a.probe_every == 0 {
+            bail!("--probe-every must be at least 1");
+        }
+        if plans.len() > 1 << (16 - PROBE_QUEUE_BITS) {
+            bail!(
+                "--latency: at most {} streams carry probes",
+                1 << (16 - PROBE_QUEUE_BITS)
+            );
+        }
+        for p in &plans {
+            if let Kind::Synth { spec, sizes, .. } = &p.kind {
+                if !matches!(spec.kind, TemplateKind::Udp4 | TemplateKind::Udp6) {
+                    bail!(
+                        "stream {}: --latency needs a UDP template (udp4 or udp6), not {}",
+                        p.name,
+                        spec.kind
+                    );
+                }
+                let need = spec.layout().payload + PROBE_LEN + FCS_LEN;
+                let top = sizes.distinct().last().copied().unwrap_or(0);
+                if top < need {
+                    bail!("stream {}: --latency needs frames of at least {need} bytes to carry a {PROBE_LEN}-byte probe (give --size {need} or more)", p.name);
+                }
+                if sizes.distinct().first().is_some_and(|&s| s < need) {
+                    warnings.push(format!(
+                        "stream {}: frames under {need} bytes are sent without a probe",
+                        p.name
+                    ));
+                }
+            }
+        }
+    }
+    let session = skiff_engine::latency::new_session();
+    let lead = qdisc_kind == "tbf";
+    let shaped = matches!(qdisc_kind.as_str(), "tbf" | "fq");
+
     // Sources per queue, built before the data path opens (errors surface first).
     let mut per_queue: Vec<Vec<QueueStream>> = (0..n).map(|_| Vec::new()).collect();
-    for p in &plans {
+    for (si, p) in plans.iter().enumerate() {
         let counts = p.count.map(|c| split_exact(c, n));
         for (qi, qs) in per_queue.iter_mut().enumerate() {
             let source = match &p.kind {
@@ -575,11 +644,33 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                     StreamSource::Replay(ReplaySource::new(frames.clone(), qi, n, *loops, *timing))
                 }
             };
+            let count = counts.as_ref().map(|c| c[qi]);
+            // The queue's part of the stream's rate, as the qdisc gets it (see below).
+            let share = match (count, p.count) {
+                (Some(q), Some(c)) if c > 0 && !matches!(p.kind, Kind::Replay { .. }) => {
+                    q as f64 / c as f64
+                }
+                _ => 1.0 / n as f64,
+            };
+            let probe = match (a.latency, probe_wire_id(si, qi)) {
+                (false, _) => None,
+                (true, None) => bail!(
+                    "--latency: stream {si} on queue {qi} has no probe id (at most 64 queues)"
+                ),
+                (true, Some(id)) => Some(ProbeGen::new(
+                    id,
+                    session,
+                    a.probe_every,
+                    p.rate.filter(|_| shaped).map(|r| scale_rate(r, share)),
+                    lead,
+                )),
+            };
             qs.push(QueueStream {
                 source,
                 priority: p.priority,
-                count: counts.as_ref().map(|c| c[qi]),
+                count,
                 deadline: None,
+                probe,
             });
         }
     }
@@ -715,6 +806,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                                 streams: Vec::new(),
                                 qdisc: QdiscStats::default(),
                                 produced,
+                                stamp_to_ring: skiff_engine::latency::hist::new_hist(),
                             }
                         }
                         None => run_xmit(
@@ -739,7 +831,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
                         frames: q.accounting(),
                         elapsed_s: r.produced.as_secs_f64(),
                     };
-                    (report, r.streams)
+                    (report, r.streams, r.stamp_to_ring)
                 })
                 .context("spawning a TX poller thread")?,
         );
@@ -750,6 +842,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     let quiet = a.dp.quiet;
     datapath::progress_loop(
         start,
+        Duration::from_secs(1),
         || handles.iter().all(|h| h.is_finished()),
         |t| {
             let mut sum = TxCounters::default();
@@ -786,13 +879,22 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     );
     let mut queue_reports = Vec::with_capacity(n);
     let mut stream_parts = Vec::with_capacity(n);
+    let mut stamp_to_ring = skiff_engine::latency::hist::new_hist();
     for h in handles {
-        let (qr, st) = h
+        let (qr, st, stamps) = h
             .join()
             .map_err(|_| anyhow::anyhow!("a TX poller thread panicked"))?;
         queue_reports.push(qr);
         stream_parts.push(st);
+        let _ = stamp_to_ring.add(&stamps);
     }
+    let probes = a.latency.then(|| GenProbes {
+        sent: stream_parts.iter().flatten().map(|s| s.probes).sum(),
+        session,
+        every: a.probe_every,
+        stamp_to_ring_ns: skiff_engine::latency::hist::LatencySummary::of(&stamp_to_ring),
+        clock_read_ns: skiff_engine::latency::ping::clock_read_cost(),
+    });
     let stopped_by = if stop.load(Ordering::Relaxed) {
         "signal"
     } else if bounded {
@@ -908,6 +1010,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         streams,
         queues: queue_reports,
         pcap_out,
+        probes,
         warnings,
     })
 }

@@ -7,6 +7,12 @@ mod common;
 mod datapath;
 mod demo;
 mod gen;
+mod latbench;
+mod latency;
+mod ping;
+mod reflect;
+mod hist;
+mod plot;
 mod profile;
 mod sink;
 mod stream;
@@ -34,8 +40,12 @@ enum Cmd {
     Testbed(testbed::TestbedCmd),
     /// Generate traffic from AF_XDP sockets: templates, variation, IMIX, qdiscs and rates, pcap replay, profiles.
     Gen(Box<gen::GenArgs>),
-    /// Receive and count on AF_XDP sockets.
+    /// Receive and count on AF_XDP sockets; decodes latency probes (one-way latency, loss, reordering).
     Sink(sink::SinkArgs),
+    /// Send latency probes back to their sender (AF_XDP, XDP_TX or a kernel socket).
+    Reflect(reflect::ReflectArgs),
+    /// Round-trip latency to a reflector: probes on a rate schedule, HdrHistogram percentiles.
+    Ping(ping::PingArgs),
     /// End-to-end benchmarks against a named baseline, measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -46,6 +56,8 @@ fn main() {
     let json = match &cli.cmd {
         Cmd::Gen(a) => a.dp.json,
         Cmd::Sink(a) => a.dp.json,
+        Cmd::Reflect(a) => a.dp.json,
+        Cmd::Ping(a) => a.dp.json,
         _ => false,
     };
     let result = match cli.cmd {
@@ -64,6 +76,22 @@ fn main() {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 sink::print_text(&r);
+            }
+            Ok(())
+        }),
+        Cmd::Reflect(a) => reflect::run(a).and_then(|r| {
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                reflect::print_text(&r);
+            }
+            Ok(())
+        }),
+        Cmd::Ping(a) => ping::run(a).and_then(|r| {
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                ping::print_text(&r);
             }
             Ok(())
         }),

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use skiff_engine::{
+    latency::{collect::Collector, tracker::SeqTracker},
     netdev,
     pcap::PcapSummary,
     rx::poller::{run_rx, IdleMode, PollConfig, RxQueueReport},
@@ -21,6 +22,7 @@ use skiff_engine::{
 use crate::{
     common::{bitrates, fmt_rate, parse_count, parse_duration, parse_list, pin, require_caps},
     datapath::{self, DataPathArgs},
+    latency::{self, LatencyArgs, LatencyJson, LatencyOut},
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub struct SinkArgs {
     pub busy_poll: bool,
     #[command(flatten)]
     pub capture: crate::common::PcapOutArgs,
+    #[command(flatten)]
+    pub lat: LatencyArgs,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -94,6 +98,11 @@ pub struct SinkReport {
     pub frames_accounted: bool,
     pub queues: Vec<RxQueueReport>,
     pub pcap_out: Option<PcapSummary>,
+    /// Latency probes: one-way latency, loss, reordering, duplication.
+    #[serde(flatten)]
+    pub latency: LatencyJson,
+    #[serde(skip)]
+    pub hists: latency::Hists,
 }
 
 pub fn run(a: SinkArgs) -> Result<SinkReport> {
@@ -126,6 +135,11 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         bail!("--pcap-out captures what reaches the sockets; with --xdp-action drop nothing does");
     }
     let tap = a.capture.open()?;
+    let mut lat = LatencyOut::open(&a.lat, "skiff sink: one-way latency")?;
+    let collector = std::sync::Arc::new(std::sync::Mutex::new(Collector::new(
+        lat.late_ns,
+        SeqTracker::DEFAULT_WINDOW,
+    )));
     let (prog, queues) = datapath::open(&plan, &a.dp, filter)?;
     let rx_dropped_before = netdev::stat(&ifname, "rx_dropped");
     let xdp_mode = prog.mode();
@@ -150,12 +164,14 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         let stop = inner_stop.clone();
         let publ = published[i].clone();
         let tap = tap.clone();
+        let coll = collector.clone();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("skiff-rx{}", q.queue_id()))
                 .spawn(move || {
                     let pinned = pin(cpu);
-                    let (counters, span) = run_rx(&mut q, &poll, &stop, &publ, tap.as_ref());
+                    let (counters, span) =
+                        run_rx(&mut q, &poll, &stop, &publ, tap.as_ref(), Some(&coll));
                     let report = RxQueueReport {
                         queue: q.queue_id(),
                         cpu: cpu.filter(|_| pinned),
@@ -184,8 +200,11 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         s
     };
     // The loop ends when a limit is reached or a signal arrives; then the pollers stop.
+    let mut lat_err: Option<anyhow::Error> = None;
+    let period = lat.interval;
     datapath::progress_loop(
         start,
+        period,
         || {
             stop.load(Ordering::Relaxed)
                 || deadline.is_some_and(|d| Instant::now() >= d)
@@ -198,22 +217,30 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         |t| {
             let s = sum_now(&published);
             let x = prog.counters();
+            {
+                let mut c = collector.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = lat.cut(&mut c, t.as_secs_f64()) {
+                    lat_err.get_or_insert(e);
+                }
+            }
             if !quiet {
-                let pps = (s.rx_packets - last.0.rx_packets) as f64;
-                let xdp_drop = (x.dropped - last.1.dropped) as f64;
+                let secs = period.as_secs_f64();
+                let pps = (s.rx_packets - last.0.rx_packets) as f64 / secs;
+                let xdp_drop = (x.dropped - last.1.dropped) as f64 / secs;
                 let (l2, _) = bitrates(
                     s.rx_packets - last.0.rx_packets,
                     s.rx_bytes - last.0.rx_bytes,
-                    1.0,
+                    secs,
                 );
                 eprintln!(
-                    "sink {:>4.0}s  rx {:>12}  {:>14} L2  xdp_drop {:>12}  redirect_failed {}  malformed {}",
+                    "sink {:>5.1}s  rx {:>12}  {:>14} L2  xdp_drop {:>12}  redirect_failed {}  malformed {}{}",
                     t.as_secs_f64(),
                     fmt_rate(pps, "pps"),
                     fmt_rate(l2, "bit/s"),
                     fmt_rate(xdp_drop, "pps"),
                     x.redirect_failed,
-                    s.malformed_total()
+                    s.malformed_total(),
+                    latency::progress_part(&lat.last_interval)
                 );
             }
             last = (s, x);
@@ -237,6 +264,18 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         reports.push(r);
     }
     let pcap_out = tap.map(|t| t.finish()).transpose()?;
+    if let Some(e) = lat_err {
+        return Err(e);
+    }
+    let (latency, hists) = {
+        let mut c = collector.lock().unwrap_or_else(|e| e.into_inner());
+        lat.finish(
+            &mut c,
+            (run_end - start).as_secs_f64(),
+            "one way (sender and sink share this host's CLOCK_MONOTONIC; meaningless across hosts)",
+            |_, _| None,
+        )?
+    };
     let xdp = prog.counters(); // a fresh program: its counters start at zero
     let iface_rx_dropped = netdev::stat(&ifname, "rx_dropped").saturating_sub(rx_dropped_before);
     drop(prog);
@@ -286,6 +325,8 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
         queues: reports,
         pcap_out,
+        latency,
+        hists,
     })
 }
 
@@ -329,4 +370,7 @@ pub fn print_text(r: &SinkReport) {
         );
     }
     crate::common::print_pcap(&r.pcap_out, "received");
+    if r.latency.probes > 0 || r.latency.bad_probes.total() > 0 {
+        latency::print_terminal(&r.latency, &r.hists, "one way");
+    }
 }

@@ -21,6 +21,7 @@
 
 pub mod error;
 pub mod gen;
+pub mod latency;
 pub mod netdev;
 pub mod pcap;
 pub mod rx;

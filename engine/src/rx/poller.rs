@@ -6,14 +6,19 @@
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use crate::{
+    latency::{
+        collect::Collector,
+        probe::{self, Found},
+    },
     pcap::SharedPcap,
     stats::{Published, RxCounters},
+    sys::monotonic_ns,
     wire::{self, Classified},
     xsk::{FrameAccounting, XdpStatistics, XskQueue},
 };
@@ -92,8 +97,10 @@ fn capture(w: &SharedPcap, q: &XskQueue, batch: &[crate::sys::Frame]) {
 /// First and last instants a round of this queue received something.
 pub type ActiveSpan = Option<(Instant, Instant)>;
 
-/// Runs the RX poll loop on `q` until `stop` is set, publishing counters every round, and
-/// writing what arrives to `tap` if given (`skiff sink --pcap-out`).
+/// Runs the RX poll loop on `q` until `stop` is set, publishing counters every round,
+/// writing what arrives to `tap` if given (`skiff sink --pcap-out`), and handing latency
+/// probes to `lat` if given (one lock per batch that holds any; one clock read per batch:
+/// the batch's frames were taken from the ring together).
 /// Returns the counters and when frames first and last arrived.
 pub fn run_rx(
     q: &mut XskQueue,
@@ -101,7 +108,9 @@ pub fn run_rx(
     stop: &AtomicBool,
     published: &Arc<Published<RxCounters>>,
     tap: Option<&SharedPcap>,
+    lat: Option<&Mutex<Collector>>,
 ) -> (RxCounters, ActiveSpan) {
+    let mut found: Vec<Found> = Vec::with_capacity(cfg.batch as usize);
     let mut span: ActiveSpan = None;
     let mut c = RxCounters::default();
     let mut batch = Vec::with_capacity(cfg.batch as usize);
@@ -118,11 +127,20 @@ pub fn run_rx(
                 break;
             }
             c.rx_batches += 1;
+            let rx_ns = if lat.is_some() { monotonic_ns() } else { 0 };
             for f in &batch {
                 let bytes = q.area().bytes(f);
                 c.rx_bytes += bytes.len() as u64;
                 match wire::classify(bytes) {
-                    Ok(Classified::Udp { .. }) => c.udp += 1,
+                    Ok(Classified::Udp { .. }) => {
+                        c.udp += 1;
+                        if lat.is_some() {
+                            let p = probe::find(bytes);
+                            if p != Found::NotProbe {
+                                found.push(p);
+                            }
+                        }
+                    }
                     Ok(Classified::Tcp) => c.tcp += 1,
                     Ok(Classified::OtherIp) => c.other_ip += 1,
                     Ok(Classified::NotIp) => c.not_ip += 1,
@@ -130,6 +148,13 @@ pub fn run_rx(
                 }
             }
             c.rx_packets += n as u64;
+            if let (Some(l), false) = (lat, found.is_empty()) {
+                // A poisoned lock (a panicked peer thread) still holds valid counts.
+                let mut g = l.lock().unwrap_or_else(|e| e.into_inner());
+                for p in found.drain(..) {
+                    g.found(p, rx_ns);
+                }
+            }
             if let Some(w) = tap {
                 capture(w, q, &batch);
             }

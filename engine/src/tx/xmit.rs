@@ -21,10 +21,11 @@ use super::{
     reclaim, wait_until_due,
 };
 use crate::{
-    gen::stream::{QueueStream, StreamSource},
+    gen::stream::{probe_in, QueueStream, StreamSource},
+    latency::probe,
     pcap::SharedPcap,
     stats::{Published, TxCounters},
-    sys::Frame,
+    sys::{monotonic_ns, Frame},
     xsk::XskQueue,
 };
 
@@ -35,6 +36,8 @@ pub struct Pkt {
     flow: u32,
     priority: u8,
     tstamp_ns: u64,
+    /// Offset of a latency probe to stamp at transmit; 0: none.
+    probe_at: u16,
 }
 
 impl QPacket for Pkt {
@@ -133,6 +136,8 @@ pub struct StreamTx {
     pub gaps: Histogram<u64>,
     /// Time of the first and last departure, ns from the origin.
     pub first_last_ns: Option<(u64, u64)>,
+    /// Latency probes sent (stamped and put on the ring).
+    pub probes: u64,
     in_flight: usize,
 }
 
@@ -149,6 +154,7 @@ impl StreamTx {
             gaps: Histogram::new_with_bounds(1, GAP_MAX_NS, 3)
                 .expect("constant histogram bounds are valid"),
             first_last_ns: None,
+            probes: 0,
             in_flight: 0,
         }
     }
@@ -165,6 +171,9 @@ pub struct XmitResult {
     pub qdisc: QdiscStats,
     /// From the loop's start to the last frame put on the ring.
     pub produced: Duration,
+    /// For batches with probes: ns from the probes' transmit stamp to the return of the
+    /// ring submit and kick (the timestamp-to-ring delay, self-measured).
+    pub stamp_to_ring: Histogram<u64>,
 }
 
 /// Runs the generator on `q` until every stream is done, the deadline, or `stop`; then
@@ -189,8 +198,10 @@ pub fn run_xmit(
     let mut fresh: Vec<Frame> = Vec::with_capacity(cfg.backlog_per_stream);
     let mut out: Vec<Pkt> = Vec::with_capacity(quota);
     let mut frames: Vec<Frame> = Vec::with_capacity(quota);
-    // Per frame of a batch: (stream, length).
-    let mut meta: Vec<(u32, u32)> = Vec::with_capacity(quota);
+    // Per frame of a batch: (stream, length, probe offset or 0).
+    let mut meta: Vec<(u32, u32, u16)> = Vec::with_capacity(quota);
+    let mut stamp_to_ring = Histogram::<u64>::new_with_bounds(1, GAP_MAX_NS, 3)
+        .expect("constant histogram bounds are valid");
     let mut tap_buf: Vec<u8> = Vec::new();
     let mut tap_ends: Vec<usize> = Vec::with_capacity(quota);
     // Frames going back to the pool unused (a source with nothing to give).
@@ -202,6 +213,9 @@ pub fn run_xmit(
         .map_or(0, |d| d.as_nanos() as u64);
     q.refill(cfg.fill_target);
     let origin = cfg.origin.unwrap_or_else(Instant::now);
+    // The origin on CLOCK_MONOTONIC (Instant's clock on Linux), for probes' schedules.
+    let origin_mono = monotonic_ns()
+        .saturating_sub(Instant::now().saturating_duration_since(origin).as_nanos() as u64);
     let mut last_send = origin;
     let mut last_progress = Instant::now();
     loop {
@@ -248,9 +262,17 @@ pub fn run_xmit(
                     continue;
                 }
                 let mut edt = 0;
+                let mut probe_at = 0;
                 let n = q.area().build(&mut f, |buf| {
                     let (n, e) = s.source.next_into(buf);
                     edt = e;
+                    if let (Some(pg), Some(frame)) = (s.probe.as_mut(), buf.get_mut(..n)) {
+                        probe_at = match s.source {
+                            StreamSource::Synth(_) => pg.mark(frame, origin_mono),
+                            StreamSource::Replay(_) => probe_in(frame),
+                        }
+                        .unwrap_or(0);
+                    }
                     n
                 });
                 if n == 0 {
@@ -264,6 +286,7 @@ pub fn run_xmit(
                     flow: i as u32,
                     priority: s.priority,
                     tstamp_ns: edt,
+                    probe_at,
                 };
                 // TCQ_F_CAN_BYPASS: an empty work-conserving qdisc is skipped, unless the
                 // frame carries a departure time the qdisc must honour.
@@ -325,8 +348,20 @@ pub fn run_xmit(
 
         // Transmit: frames to the ring, their stream and length kept aside.
         meta.clear();
-        for p in out.drain(..) {
-            meta.push((p.flow, p.frame.len() as u32));
+        let mut stamped = None;
+        for mut p in out.drain(..) {
+            let len = p.frame.len();
+            if p.probe_at != 0 {
+                // One clock read per batch: its frames go to the ring together.
+                let now_ns = *stamped.get_or_insert_with(monotonic_ns);
+                q.area().build(&mut p.frame, |buf| {
+                    if let Some(b) = buf.get_mut(..len) {
+                        probe::stamp_at(b, usize::from(p.probe_at), now_ns);
+                    }
+                    len
+                });
+            }
+            meta.push((p.flow, len as u32, p.probe_at));
             frames.push(p.frame);
         }
         if tap.is_some_and(|w| w.wants_more()) {
@@ -340,6 +375,9 @@ pub fn run_xmit(
         let before = frames.len();
         let (sent, kicked) = q.send(&mut frames);
         let sent_at = Instant::now();
+        if let Some(t) = stamped {
+            let _ = stamp_to_ring.record(monotonic_ns().saturating_sub(t).clamp(1, GAP_MAX_NS));
+        }
         let dep = sent_at.saturating_duration_since(origin).as_nanos() as u64;
         c.tx_kicks += u64::from(kicked);
         if sent > 0 {
@@ -347,11 +385,12 @@ pub fn run_xmit(
             last_progress = sent_at;
             c.tx_batches += 1;
             c.tx_packets += sent as u64;
-            for &(flow, len) in &meta[..sent] {
+            for &(flow, len, probe_at) in &meta[..sent] {
                 let Some(t) = st.get_mut(flow as usize) else {
                     continue;
                 };
                 t.tx_packets += 1;
+                t.probes += u64::from(probe_at != 0);
                 t.tx_bytes += u64::from(len);
                 c.tx_bytes += u64::from(len);
                 t.in_flight = t.in_flight.saturating_sub(1);
@@ -383,12 +422,14 @@ pub fn run_xmit(
         if sent < before {
             // The ring is full: the rest goes back to the head of the qdisc, in order.
             c.tx_ring_full += 1;
-            for (f, &(flow, _)) in frames.drain(..).zip(&meta[sent..]) {
+            for (f, &(flow, _, probe_at)) in frames.drain(..).zip(&meta[sent..]) {
                 out.push(Pkt {
                     frame: f,
                     flow,
                     priority: streams.get(flow as usize).map_or(0, |s| s.priority),
                     tstamp_ns: 0,
+                    // Stamped again when it goes to the ring.
+                    probe_at,
                 });
             }
             qdisc.requeue(&mut out);
@@ -432,5 +473,6 @@ pub fn run_xmit(
         qdisc: qdisc.stats(),
         streams: st,
         produced,
+        stamp_to_ring,
     }
 }
