@@ -18,7 +18,8 @@ fi
 cd "$(dirname "$0")/.."
 
 packages=(clang llvm libbpf-dev m4 make pkg-config gcc libc6-dev libelf-dev zlib1g-dev
-          iproute2 ethtool netsniff-ng util-linux procps tshark tcpdump)
+          iproute2 ethtool netsniff-ng util-linux procps tshark tcpdump
+          python3 python3-venv)
 # libxdp's BPF objects include glibc headers that want the 32-bit stubs on amd64.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then packages+=(gcc-multilib); fi
 missing=()
@@ -45,6 +46,15 @@ if ! command -v cargo >/dev/null; then
     fi
 fi
 export PATH
+
+# The independent HdrHistogram reader the latency tests check skiff's logs with: the
+# Python implementation (PyPI `hdrhistogram`, module `hdrh`), pinned, in a venv of its own.
+HDRH_VENV=.venv-hdrh
+if ! "$HDRH_VENV/bin/python" -c 'import hdrh' 2>/dev/null; then
+    echo "setup.sh: installing the Python HdrHistogram reader into $HDRH_VENV"
+    python3 -m venv "$HDRH_VENV"
+    "$HDRH_VENV/bin/pip" install -q hdrhistogram==0.10.8
+fi
 
 cargo build --release --locked -p skiff
 echo "setup.sh: built $(pwd)/target/release/skiff"

@@ -290,7 +290,7 @@ fn print_latency(sink: &Value, log: &std::path::Path) -> Result<()> {
         .map(|(n, h)| crate::plot::Series { name: n, hist: h })
         .collect();
     for line in crate::plot::table(&series).lines() {
-        println!("    {line}");
+        println!("{line}");
     }
     println!(
         "  probes    received {}  lost {}  reordered {}  duplicated {}  late {}",

@@ -253,7 +253,7 @@ pub fn print_terminal(j: &LatencyJson, h: &Hists, what: &str) {
     }
     println!("  latency    {what}, ns unless marked:");
     for line in plot::table(&rows).lines() {
-        println!("    {line}");
+        println!("{line}");
     }
     if with_sched {
         println!(

@@ -7,13 +7,13 @@ mod common;
 mod datapath;
 mod demo;
 mod gen;
+mod hist;
 mod latbench;
 mod latency;
 mod ping;
-mod reflect;
-mod hist;
 mod plot;
 mod profile;
+mod reflect;
 mod sink;
 mod stream;
 mod testbed;
@@ -46,6 +46,9 @@ enum Cmd {
     Reflect(reflect::ReflectArgs),
     /// Round-trip latency to a reflector: probes on a rate schedule, HdrHistogram percentiles.
     Ping(ping::PingArgs),
+    /// Read HdrHistogram interval logs of one or several runs or hosts: show, merge, plot.
+    #[command(subcommand)]
+    Hist(hist::HistCmd),
     /// End-to-end benchmarks against a named baseline, measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -95,6 +98,7 @@ fn main() {
             }
             Ok(())
         }),
+        Cmd::Hist(c) => hist::run(c),
         Cmd::Bench(c) => bench::run(c),
     };
     if let Err(e) = result {

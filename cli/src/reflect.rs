@@ -60,7 +60,6 @@ pub struct ReflectReport {
     pub iface: String,
     /// "af_xdp", "xdp_tx" or "kernel_udp".
     pub mode: &'static str,
-    pub reflected: u64,
     pub elapsed_s: f64,
     #[serde(flatten)]
     pub counters: ReflectCounters,
@@ -169,15 +168,13 @@ pub fn run(a: ReflectArgs) -> Result<ReflectReport> {
         total.add(&c);
     }
     let xdp = prog.counters();
-    let reflected = if a.xdp_tx {
-        xdp.reflected
-    } else {
-        total.reflected
-    };
+    if a.xdp_tx {
+        // The program reflected them; no socket saw them.
+        total.reflected = xdp.reflected;
+    }
     Ok(ReflectReport {
         iface: plan.ifname.clone(),
         mode: if a.xdp_tx { "xdp_tx" } else { "af_xdp" },
-        reflected,
         elapsed_s: start.elapsed().as_secs_f64(),
         counters: total,
         xdp: Some(xdp),
@@ -211,7 +208,7 @@ fn kernel(
     loop {
         iter = iter.wrapping_add(1);
         // The stop flag and deadline every 1024 iterations (a few µs when idle).
-        if iter % 1024 == 0 && done() {
+        if iter.is_multiple_of(1024) && done() {
             break;
         }
         match sock.recv_from(&mut buf) {
@@ -246,7 +243,6 @@ fn kernel(
     Ok(ReflectReport {
         iface: a.dp.iface.clone(),
         mode: "kernel_udp",
-        reflected: c.reflected,
         elapsed_s: start.elapsed().as_secs_f64(),
         counters: c,
         xdp: None,
@@ -267,7 +263,7 @@ pub fn print_text(r: &ReflectReport) {
             ),
             _ => String::new(),
         },
-        r.reflected,
+        r.counters.reflected,
         r.elapsed_s
     );
     let c = &r.counters;

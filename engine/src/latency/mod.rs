@@ -2,11 +2,11 @@
 //! tracking (loss, reordering, duplication), and HdrHistogram recording, logs and
 //! summaries.
 
+pub mod collect;
 pub mod hist;
+pub mod ping;
 pub mod probe;
 pub mod tracker;
-pub mod collect;
-pub mod ping;
 
 /// A probe session id that differs between runs: the clock mixed with the process id.
 pub fn new_session() -> u32 {
