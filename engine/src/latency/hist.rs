@@ -20,8 +20,8 @@
 //! #[StartTime: 1700000000.123 (seconds since epoch), Tue Nov 14 22:13:20 UTC 2023]
 //! #[BaseTime: 1700000000.123 (seconds since epoch)]
 //! "StartTimestamp","Interval_Length","Interval_Max","Interval_Compressed_Histogram"
-//! 0.000,1.000,0.352,HISTFAAAAD14nJNpmSzMwMDAzAABMJoRTM6Y1mD/ASLYfQA6fgUd
-//! Tag=video,0.000,1.000,0.198,HISTFAAAAD14nJNpmSzMwMDAzAABMJoRTM6Y1mD/ASLYfQA6fgUd
+//! 0.000,1.000,0.352,HISTFAAAADx4nAExAM7/HISTEwAAAAkAAAAAAAAAAwAAAAAAAAABAAAAF0h26AA/8AAAAAAAAKV9Av0EApUTAoXjBxE=
+//! Tag=video,0.000,1.000,0.198,HISTFAAAACd4nJNpmSzMwMDAxgABzFCaEYjFPcpeMNh/gAhML2f6KcAEAG/sBlg=
 //! ```
 //!
 //! Per interval: the start as an offset from `BaseTime` (s, 3 decimals), its length (s),
@@ -36,8 +36,8 @@
 //! panics on its input: anything that is not a well-formed log is a [`LogError`] naming the
 //! input, the line and what was wrong.
 //!
-//! Non-goals: the V0/V1 encodings of old Java versions (V2 has been the default since
-//! 2015), and histograms of `f64` (`DoubleHistogram`).
+//! Non-goals: the V0/V1 encodings of old Java versions (V2 is what every current
+//! implementation writes), and histograms of `f64` (`DoubleHistogram`).
 
 use std::{
     fmt,
@@ -62,7 +62,7 @@ pub const SIGFIG: u8 = 3;
 /// What the interval log's `Interval_Max` column divides values by: 10^6, so that a
 /// histogram of nanoseconds shows its maximum in milliseconds (Java's and Python's default).
 pub const MAX_VALUE_UNIT_RATIO: f64 = 1e6;
-/// Largest total count [`read_log`] accepts in one interval histogram: 2^62, a million
+/// Largest total count [`read_log`] accepts in one interval histogram: 2^62, some 1 400
 /// years of samples at 100 Mpps. Bounding it keeps every cumulative count (and the sum of
 /// a few thousand such intervals) inside `u64`, which hdrhistogram's percentile scan needs.
 pub const MAX_COUNT: u64 = 1 << 62;
@@ -1047,6 +1047,31 @@ mod tests {
     }
 
     #[test]
+    fn mutated_logs_never_panic() {
+        // A small fixed-seed version of the 150 000-mutation run done by hand: flips,
+        // base64 substitutions and deletions anywhere, histograms included.
+        let mut rng = SmallRng::seed_from_u64(1);
+        let h = sample(30, 2000);
+        let good = write_log(&[(None, 0.0, 1.0, &h), (Some("a"), 1.0, 1.0, &h)], 1.0);
+        let mut failed = 0;
+        for _ in 0..2000 {
+            let mut b = good.clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let i = rng.gen_range(0..b.len());
+                match rng.gen_range(0..3) {
+                    0 => b[i] ^= 1 << rng.gen_range(0..8),
+                    1 => b[i] = B64[rng.gen_range(0..64)],
+                    _ => {
+                        b.remove(i);
+                    }
+                }
+            }
+            failed += usize::from(read_log(&b[..], "m").is_err());
+        }
+        assert!(failed > 1500, "{failed}");
+    }
+
+    #[test]
     fn empty_and_comment_only_inputs_are_not_logs() {
         let e = read_log(&b""[..], "empty.hlog").expect_err("empty");
         assert!(matches!(e, LogError::NotALog { .. }));
@@ -1498,44 +1523,5 @@ Tag=s1,2.000000,1.000000,5.000000,HISTFAAAACx4nJNpmSzMwMDAwwABzFCaEYjFPcpeMNh/gA
         assert_eq!(format_utc(-5.0), "1970-01-01T00:00:00.000Z");
         assert_eq!(java_date(0.0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(java_date(1_700_000_000.9), "Tue Nov 14 22:13:20 UTC 2023");
-    }
-}
-
-#[cfg(test)]
-mod fuzz_tmp {
-    use super::*;
-    use rand::{rngs::SmallRng, Rng, SeedableRng};
-
-    #[test]
-    #[ignore]
-    fn mutate() {
-        let iters: u64 = std::env::var("ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(10000);
-        let mut rng = SmallRng::seed_from_u64(1);
-        let mut h = new_hist();
-        for _ in 0..2000 {
-            record(&mut h, rng.gen_range(1..10_000_000));
-        }
-        let mut log = IntervalLog::new(Vec::new(), 1.0, None).unwrap();
-        log.write(None, 0.0, 1.0, &h).unwrap();
-        log.write(Some("a"), 1.0, 1.0, &h).unwrap();
-        let good = log.finish().unwrap();
-        let (mut ok, mut err) = (0, 0);
-        for _ in 0..iters {
-            let mut b = good.clone();
-            let n = rng.gen_range(1..4);
-            for _ in 0..n {
-                let i = rng.gen_range(0..b.len());
-                match rng.gen_range(0..3) {
-                    0 => b[i] ^= 1 << rng.gen_range(0..8),
-                    1 => b[i] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[rng.gen_range(0..64)],
-                    _ => { b.remove(i); }
-                }
-            }
-            match read_log(&b[..], "m") {
-                Ok(_) => ok += 1,
-                Err(_) => err += 1,
-            }
-        }
-        eprintln!("ok {ok} err {err}");
     }
 }
