@@ -18,11 +18,13 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit, property, privileged integration)"
 cargo test --workspace --locked
-step "README commands: skiff demo (2 s), skiff bench tx-only and gen-features (1 run each)"
+step "README commands: skiff demo (2 s, and with --latency), skiff bench tx-only, gen-features and latency (1 run each)"
 out=$(target/release/skiff demo --duration 2s --json)
 echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin)["accounting"]; print(d); assert d["adds_up"] and d["dropped_total"]==0, d'
+target/release/skiff demo --latency --duration 2s
 target/release/skiff bench tx-only --runs 1 --duration 1s
 target/release/skiff bench gen-features --runs 1 --duration 1s
-left=$(ip netns list | grep -c '^skdemo\|^skbench' || true)
+target/release/skiff bench latency --runs 1 --duration 1s
+left=$(ip netns list | grep -c '^skdemo\|^skbench\|^sklat' || true)
 [ "$left" -eq 0 ] || { echo "left-over namespaces: $left" >&2; exit 1; }
 echo; echo "deploy/test.sh: all checks passed"

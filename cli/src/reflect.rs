@@ -234,6 +234,9 @@ fn kernel(
                 c.rx_empty_polls += 1;
                 if a.adaptive {
                     std::thread::sleep(Duration::from_micros(50));
+                } else {
+                    // As the AF_XDP loops: lets ksoftirqd have the core.
+                    skiff_engine::latency::ping::idle_yield();
                 }
             }
             // An ICMP error queued on the socket (the pinger went away): nothing to echo.

@@ -251,6 +251,18 @@ pub fn clock_read_cost() -> f64 {
     monotonic_ns().saturating_sub(t0) as f64 / f64::from(CLOCK_SAMPLES)
 }
 
+/// What a busy-polling loop does when a round found nothing: `sched_yield`.
+///
+/// A busy poller that never yields starves `ksoftirqd` on its core: once the kernel defers
+/// softirq work to that thread (after a long softirq run, or while it is runnable), every
+/// packet the core's NAPI handles waits for the scheduler to preempt the poller, i.e.
+/// milliseconds. Yielding on an idle round lets it run at once and costs one system call
+/// (~0.5 µs) only when there is nothing to do. Measured: docs/PERFORMANCE.md (latency).
+#[inline]
+pub fn idle_yield() {
+    std::thread::yield_now();
+}
+
 /// Runs the pinger until every probe is sent and back (or `wait` after the last is due),
 /// or `stop`. `tick(collector, seconds since start, probes sent)` is called every
 /// `cfg.interval`.
@@ -310,7 +322,7 @@ pub fn run_ping(
             sent += n as u64;
             refused += (due.len() - n) as u64;
         }
-        t.recv(&mut |f, rx| {
+        let got = t.recv(&mut |f, rx| {
             if matches!(f, Found::Probe(_)) {
                 received += 1;
             }
@@ -324,7 +336,9 @@ pub fn run_ping(
         if k >= cfg.count && (received >= sent || now >= last_due.saturating_add(wait_ns)) {
             break;
         }
-        std::hint::spin_loop();
+        if due.is_empty() && got == 0 {
+            idle_yield();
+        }
     }
     t.finish();
     PingResult {

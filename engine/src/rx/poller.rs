@@ -178,6 +178,9 @@ pub fn run_rx(
             if cfg.idle == IdleMode::Adaptive && idle_rounds >= cfg.idle_rounds_before_sleep {
                 c.idle_sleeps += 1;
                 let _ = q.poll_rx(cfg.sleep_ms);
+            } else if cfg.idle == IdleMode::BusyPoll {
+                // Lets ksoftirqd have the core (see `latency::ping::idle_yield`).
+                crate::latency::ping::idle_yield();
             }
         } else {
             idle_rounds = 0;

@@ -13,7 +13,10 @@ use std::{
 
 use super::poller::{IdleMode, PollConfig};
 use crate::{
-    latency::probe::{self, Found},
+    latency::{
+        ping::idle_yield,
+        probe::{self, Found},
+    },
     stats::Published,
     sys::Frame,
     tx::reclaim,
@@ -155,6 +158,9 @@ pub fn run_reflect(
             if cfg.idle == IdleMode::Adaptive && idle_rounds >= cfg.idle_rounds_before_sleep {
                 c.idle_sleeps += 1;
                 let _ = q.poll_rx(cfg.sleep_ms);
+            } else {
+                // Lets ksoftirqd have the core (see `idle_yield`).
+                idle_yield();
             }
         } else {
             idle_rounds = 0;
