@@ -178,7 +178,8 @@ static __always_inline int reflect_probe(void *data, void *end)
 	void *l3;
 	__u16 proto;
 	struct udphdr *udp;
-	__u8 *magic;
+	__u8 *magic, *saddr, *daddr;
+	int alen;
 	__u16 port;
 
 	if ((void *)(eth + 1) > end)
@@ -201,36 +202,30 @@ static __always_inline int reflect_probe(void *data, void *end)
 		if (ip->frag_off & bpf_htons(0x3fff))
 			return 0;
 		udp = (void *)ip + ip->ihl * 4;
-		if ((void *)(udp + 1) > end)
-			return 0;
-		magic = (__u8 *)(udp + 1);
-		if ((void *)(magic + 4) > end)
-			return 0;
-		if (magic[0] != SKIFF_PROBE_MAGIC0 || magic[1] != SKIFF_PROBE_MAGIC1 ||
-		    magic[2] != SKIFF_PROBE_MAGIC2 || magic[3] != SKIFF_PROBE_MAGIC3)
-			return 0;
-		__be32 a = ip->saddr;
-
-		ip->saddr = ip->daddr;
-		ip->daddr = a;
+		saddr = (__u8 *)&ip->saddr;
+		daddr = (__u8 *)&ip->daddr;
+		alen = 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
 
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
 			return 0;
 		udp = (void *)(ip6 + 1);
-		if ((void *)(udp + 1) > end)
-			return 0;
-		magic = (__u8 *)(udp + 1);
-		if ((void *)(magic + 4) > end)
-			return 0;
-		if (magic[0] != SKIFF_PROBE_MAGIC0 || magic[1] != SKIFF_PROBE_MAGIC1 ||
-		    magic[2] != SKIFF_PROBE_MAGIC2 || magic[3] != SKIFF_PROBE_MAGIC3)
-			return 0;
-		swap_bytes((__u8 *)&ip6->saddr, (__u8 *)&ip6->daddr, 16);
+		saddr = (__u8 *)&ip6->saddr;
+		daddr = (__u8 *)&ip6->daddr;
+		alen = 16;
 	} else {
 		return 0;
 	}
+	if ((void *)(udp + 1) > end)
+		return 0;
+	magic = (__u8 *)(udp + 1);
+	if ((void *)(magic + 4) > end)
+		return 0;
+	if (magic[0] != SKIFF_PROBE_MAGIC0 || magic[1] != SKIFF_PROBE_MAGIC1 ||
+	    magic[2] != SKIFF_PROBE_MAGIC2 || magic[3] != SKIFF_PROBE_MAGIC3)
+		return 0;
+	swap_bytes(saddr, daddr, alen);
 	port = udp->source;
 	udp->source = udp->dest;
 	udp->dest = port;

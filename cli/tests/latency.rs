@@ -194,10 +194,7 @@ fn demo_latency_prints_the_table_and_the_chart() {
 
 /// Starts `skiff reflect ARGS` in namespace b and waits for it.
 fn start_reflector(bed: &Bed, extra: &[&str]) -> std::process::Child {
-    let ready = tmp(&format!("{}.refl.ready", bed.name));
-    let _ = std::fs::remove_file(&ready);
     let ifb = bed.if_b();
-    let r = ready.to_string_lossy().to_string();
     let mut args = vec![
         "reflect",
         "--iface",
@@ -206,35 +203,11 @@ fn start_reflector(bed: &Bed, extra: &[&str]) -> std::process::Child {
         "1",
         "--json",
         "--quiet",
-        "--ready-file",
-        &r,
         "--duration",
         "60",
     ];
     args.extend_from_slice(extra);
-    let mut child = bed
-        .cmd('b', &args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn reflect");
-    let start = Instant::now();
-    while !ready.exists() {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "reflect exited before ready ({st}): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "reflect not ready"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = std::fs::remove_file(&ready);
-    child
+    start_ready(bed, 'b', &args, "reflect")
 }
 
 fn stop(child: std::process::Child, who: &str) -> Value {

@@ -128,38 +128,37 @@ pub fn json_of(out: &Output, who: &str) -> Value {
 
 /// Starts a sink in namespace b and waits until it is ready.
 pub fn start_sink(bed: &Bed, extra: &[&str]) -> Child {
-    let ready = std::env::temp_dir().join(format!("{}.ready", bed.name));
-    let _ = std::fs::remove_file(&ready);
     let ifname = bed.if_b();
-    let mut args = vec![
-        "sink",
-        "--iface",
-        ifname.as_str(),
-        "--json",
-        "--quiet",
-        "--ready-file",
-    ];
-    let r = ready.to_string_lossy().to_string();
-    args.push(&r);
+    let mut args = vec!["sink", "--iface", ifname.as_str(), "--json", "--quiet"];
     args.extend_from_slice(extra);
+    start_ready(bed, 'b', &args, "sink")
+}
+
+/// Starts `skiff ARGS --ready-file F` on one side and waits until F appears.
+pub fn start_ready(bed: &Bed, side: char, args: &[&str], who: &str) -> Child {
+    let ready = std::env::temp_dir().join(format!("{}.{side}.{who}.ready", bed.name));
+    let _ = std::fs::remove_file(&ready);
+    let r = ready.to_string_lossy().to_string();
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--ready-file", &r]);
     let mut child = bed
-        .cmd('b', &args)
+        .cmd(side, &all)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn sink");
+        .unwrap_or_else(|e| panic!("spawn {who}: {e}"));
     let start = Instant::now();
     while !ready.exists() {
         if let Some(st) = child.try_wait().expect("try_wait") {
             let out = child.wait_with_output().expect("output");
             panic!(
-                "sink exited before ready ({st}): {}",
+                "{who} exited before ready ({st}): {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
         assert!(
             start.elapsed() < Duration::from_secs(15),
-            "sink not ready in 15 s"
+            "{who} not ready in 15 s"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
