@@ -86,6 +86,17 @@ pub struct Plan {
 }
 
 impl DataPathArgs {
+    /// The first of `--cpus`, checked: where a single-threaded tool on a kernel socket
+    /// runs (no queues to plan).
+    pub fn first_cpu(&self) -> Result<Option<usize>> {
+        let Some(c) = &self.cpus else {
+            return Ok(None);
+        };
+        let list = parse_list(c, "cpu")?;
+        check_cpus(&list)?;
+        Ok(list.first().map(|&x| x as usize))
+    }
+
     /// Checks the interface, queues and CPUs. `default_all_queues`: without `--queues`, use
     /// every RX queue (the sink) instead of queue 0 (the generator).
     pub fn plan(&self, default_all_queues: bool) -> Result<Plan> {

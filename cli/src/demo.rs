@@ -269,26 +269,14 @@ pub fn run(a: DemoArgs) -> Result<()> {
 /// The sink's one-way latency: its counts from the JSON, the table and chart from its
 /// interval log read back (the same file `skiff hist` reads).
 fn print_latency(sink: &Value, log: &std::path::Path) -> Result<()> {
-    let intervals = skiff_engine::latency::hist::read_log_file(log)
+    let per = crate::hist::load(&[log.to_path_buf()])
         .with_context(|| format!("reading the sink's histogram log {}", log.display()))?;
-    let mut per: std::collections::BTreeMap<String, hdrhistogram::Histogram<u64>> =
-        std::collections::BTreeMap::new();
-    for iv in &intervals {
-        let name = iv.tag.clone().unwrap_or_else(|| "total".into());
-        let h = per
-            .entry(name)
-            .or_insert_with(skiff_engine::latency::hist::new_hist);
-        let _ = h.add(&iv.hist);
-    }
     let u = |k: &str| sink.get(k).and_then(Value::as_u64).unwrap_or(0);
     println!(
         "  latency   one way (one host's clock), from the sink's log ({} intervals):",
-        intervals.len()
+        per.values().map(|m| m.intervals).sum::<usize>()
     );
-    let series: Vec<crate::plot::Series> = per
-        .iter()
-        .map(|(n, h)| crate::plot::Series { name: n, hist: h })
-        .collect();
+    let series = crate::hist::series(&per);
     for line in crate::plot::table(&series).lines() {
         println!("{line}");
     }

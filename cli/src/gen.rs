@@ -298,11 +298,10 @@ fn qdisc_for(
     burst: Duration,
     limit: Option<usize>,
 ) -> Result<QdiscConfig> {
-    let scale = scale_rate;
     let rated: Vec<(usize, Rate)> = plans
         .iter()
         .enumerate()
-        .filter_map(|(i, p)| p.rate.map(|r| (i, scale(r, shares[i]))))
+        .filter_map(|(i, p)| p.rate.map(|r| (i, scale_rate(r, shares[i]))))
         .collect();
     let edt = plans.iter().any(StreamPlan::has_departure_times);
     // The bucket must hold at least two of the largest frames, or a slow rate could never
@@ -1045,15 +1044,15 @@ pub fn print_text(r: &GenReport) {
                     (s.achieved_pps / p - 1.0) * 100.0
                 ))
                 .unwrap_or_default(),
-            fmt_ns(s.gap_ns.p50 as f64),
-            fmt_ns(s.gap_ns.p99 as f64),
-            fmt_ns(s.gap_ns.max as f64),
+            crate::plot::fmt_latency(s.gap_ns.p50 as f64, " "),
+            crate::plot::fmt_latency(s.gap_ns.p99 as f64, " "),
+            crate::plot::fmt_latency(s.gap_ns.max as f64, " "),
             s.gap_ns
                 .ideal
                 .map(|i| format!(
                     " (ideal {}, max deviation {})",
-                    fmt_ns(i),
-                    fmt_ns(s.gap_ns.max_deviation.unwrap_or(0.0))
+                    crate::plot::fmt_latency(i, " "),
+                    crate::plot::fmt_latency(s.gap_ns.max_deviation.unwrap_or(0.0), " ")
                 ))
                 .unwrap_or_default()
         );
@@ -1106,19 +1105,6 @@ pub fn print_text(r: &GenReport) {
         );
     }
     crate::common::print_pcap(&r.pcap_out, "sent");
-}
-
-/// Nanoseconds in the unit that reads best.
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1e9 {
-        format!("{:.3} s", ns / 1e9)
-    } else if ns >= 1e6 {
-        format!("{:.3} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
 }
 
 #[cfg(test)]

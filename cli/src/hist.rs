@@ -127,17 +127,17 @@ struct Input {
 
 /// All intervals of one name (tag) from every input, added up.
 #[derive(Debug)]
-struct Merged {
+pub struct Merged {
     hist: Histogram<u64>,
     /// Earliest start, seconds (since the epoch for logs with a StartTime).
     start_s: f64,
     /// Latest end.
     end_s: f64,
-    intervals: usize,
+    pub intervals: usize,
 }
 
 /// Merged histograms by tag; `None` (the untagged total) sorts first.
-type ByTag = BTreeMap<Option<String>, Merged>;
+pub type ByTag = BTreeMap<Option<String>, Merged>;
 
 /// What an input held, as `show` reports it.
 #[derive(Debug, Serialize)]
@@ -242,7 +242,13 @@ fn merge_inputs(inputs: &[Input], only: &[String]) -> Result<ByTag> {
     Ok(by)
 }
 
-fn series(by: &ByTag) -> Vec<Series<'_>> {
+/// Logs read and added up per tag: what `show`, `merge` and `plot` print (and the demo).
+pub fn load(paths: &[PathBuf]) -> Result<ByTag> {
+    merge_inputs(&read_inputs(paths)?, &[])
+}
+
+/// One series per tag ("total" for the untagged intervals).
+pub fn series(by: &ByTag) -> Vec<Series<'_>> {
     by.iter()
         .map(|(tag, m)| Series {
             name: name_of(tag),

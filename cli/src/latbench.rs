@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::{
     child::{read_json, signal, start_ready, wait_timeout, ChildGuard, TempDir},
     common::{parse_duration, parse_pps, require_caps, stop_flag},
-    latency::fmt_ns,
+    plot::fmt_latency,
     testbed::{self, Guard, Testbed},
 };
 
@@ -191,10 +191,10 @@ pub fn run(a: LatencyBenchArgs) -> Result<()> {
                     i + 1,
                     a.runs,
                     tool,
-                    fmt_ns(s.p50),
-                    fmt_ns(s.p99),
-                    fmt_ns(s.p999),
-                    fmt_ns(s.max),
+                    fmt_latency(s.p50 as f64, " "),
+                    fmt_latency(s.p99 as f64, " "),
+                    fmt_latency(s.p999 as f64, " "),
+                    fmt_latency(s.max as f64, " "),
                     s.lost
                 );
             }
@@ -251,11 +251,11 @@ pub fn run(a: LatencyBenchArgs) -> Result<()> {
             println!(
                 "  {:<13} p50 {:>9}  p90 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}  lost {}",
                 m.tool,
-                fmt_ns(m.p50),
-                fmt_ns(m.p90),
-                fmt_ns(m.p99),
-                fmt_ns(m.p999),
-                fmt_ns(m.max),
+                fmt_latency(m.p50 as f64, " "),
+                fmt_latency(m.p90 as f64, " "),
+                fmt_latency(m.p99 as f64, " "),
+                fmt_latency(m.p999 as f64, " "),
+                fmt_latency(m.max as f64, " "),
                 m.lost
             );
         }

@@ -284,24 +284,10 @@ pub fn progress_part(last: &Option<LatencySummary>) -> String {
     match last {
         Some(s) if s.count > 0 => format!(
             "  lat p50 {} p99 {} max {}",
-            fmt_ns(s.p50),
-            fmt_ns(s.p99),
-            fmt_ns(s.max)
+            plot::fmt_latency(s.p50 as f64, " "),
+            plot::fmt_latency(s.p99 as f64, " "),
+            plot::fmt_latency(s.max as f64, " ")
         ),
         _ => String::new(),
-    }
-}
-
-/// ns with a unit: "850ns", "12.3us", "1.25ms", "2.00s".
-pub fn fmt_ns(ns: u64) -> String {
-    let v = ns as f64;
-    if v < 1e3 {
-        format!("{ns}ns")
-    } else if v < 1e6 {
-        format!("{:.3}us", v / 1e3)
-    } else if v < 1e9 {
-        format!("{:.3}ms", v / 1e6)
-    } else {
-        format!("{:.3}s", v / 1e9)
     }
 }

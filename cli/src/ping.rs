@@ -116,6 +116,17 @@ fn parse_ip(s: &str, what: &str) -> Result<IpAddr> {
         .with_context(|| format!("bad {what} {s:?}: an IPv4 or IPv6 address"))
 }
 
+/// The transport of a run and what the report says of it.
+struct Path {
+    t: Box<dyn Transport>,
+    name: &'static str,
+    xdp_mode: Option<&'static str>,
+    zero_copy: Option<bool>,
+    cpu: Option<usize>,
+    /// The attached program (AF_XDP): detached when the run is over.
+    _prog: Option<skiff_engine::xdp::XdpAttachment>,
+}
+
 pub fn run(a: PingArgs) -> Result<PingReport> {
     require_caps()?;
     let ifname = a.dp.iface.clone();
@@ -191,27 +202,22 @@ pub fn run(a: PingArgs) -> Result<PingReport> {
         }
         last_sent = sent;
     };
-    let (transport, xdp_mode, zero_copy, result, _prog);
-    if a.kernel {
+    // The transport, and (AF_XDP) the attached program, which must outlive the run.
+    let mut path = if a.kernel {
         let sock = UdpSocket::bind(SocketAddr::new(src_ip, a.sport))
             .with_context(|| format!("binding a UDP socket to {src_ip}:{}", a.sport))?;
         sock.connect(SocketAddr::new(dst_ip, a.dport))
             .with_context(|| format!("connecting to {dst_ip}:{}", a.dport))?;
         let payload = size - spec.layout().payload - FCS_LEN;
-        let mut t = KernelUdp::new(sock, payload).context("setting up the UDP socket")?;
-        datapath::signal_ready(&a.dp)?;
-        pin(datapath_cpu(&a.dp)?);
-        result = run_ping(
-            &mut t as &mut dyn Transport,
-            &cfg,
-            &mut collector,
-            &stop,
-            &mut tick,
-        );
-        transport = "kernel_udp";
-        xdp_mode = None;
-        zero_copy = None;
-        _prog = None;
+        let t = KernelUdp::new(sock, payload).context("setting up the UDP socket")?;
+        Path {
+            t: Box::new(t),
+            name: "kernel_udp",
+            xdp_mode: None,
+            zero_copy: None,
+            cpu: a.dp.first_cpu()?,
+            _prog: None,
+        }
     } else {
         let src_mac = match &a.src_mac {
             Some(m) => wire::parse_mac(m).with_context(|| format!("bad --src-mac {m:?}"))?,
@@ -239,21 +245,21 @@ pub fn run(a: PingArgs) -> Result<PingReport> {
         };
         let (prog, mut queues) = datapath::open(&plan, &a.dp, filter)?;
         let q = queues.pop().context("no queue opened")?;
-        xdp_mode = Some(prog.mode().name());
-        zero_copy = Some(q.mode() == BindMode::ZeroCopy);
-        let mut t = XskTransport::new(q, template).map_err(|e| anyhow::anyhow!(e))?;
-        datapath::signal_ready(&a.dp)?;
-        pin(plan.cpus[0]);
-        result = run_ping(
-            &mut t as &mut dyn Transport,
-            &cfg,
-            &mut collector,
-            &stop,
-            &mut tick,
-        );
-        transport = "af_xdp";
-        _prog = Some(prog);
-    }
+        let mode = prog.mode().name();
+        let zc = q.mode() == BindMode::ZeroCopy;
+        let t = XskTransport::new(q, template).map_err(|e| anyhow::anyhow!(e))?;
+        Path {
+            t: Box::new(t),
+            name: "af_xdp",
+            xdp_mode: Some(mode),
+            zero_copy: Some(zc),
+            cpu: plan.cpus[0],
+            _prog: Some(prog),
+        }
+    };
+    datapath::signal_ready(&a.dp)?;
+    pin(path.cpu);
+    let result = run_ping(path.t.as_mut(), &cfg, &mut collector, &stop, &mut tick);
     if let Some(e) = tick_err {
         return Err(e);
     }
@@ -270,7 +276,7 @@ pub fn run(a: PingArgs) -> Result<PingReport> {
     }
     Ok(PingReport {
         iface: ifname,
-        transport,
+        transport: path.name,
         dst: format!("{dst_ip}:{}", a.dport),
         rate_pps: rate,
         frame_size: size,
@@ -284,22 +290,10 @@ pub fn run(a: PingArgs) -> Result<PingReport> {
             stamp_to_ring_ns: LatencySummary::of(&result.stamp_to_ring),
             max_send_lag_ns: result.max_send_lag_ns,
         },
-        xdp_mode,
-        zero_copy,
+        xdp_mode: path.xdp_mode,
+        zero_copy: path.zero_copy,
         hists,
     })
-}
-
-/// The CPU for a kernel-socket pinger: the first of --cpus.
-fn datapath_cpu(dp: &DataPathArgs) -> Result<Option<usize>> {
-    match &dp.cpus {
-        Some(c) => {
-            let l = crate::common::parse_list(c, "cpu")?;
-            crate::common::check_cpus(&l)?;
-            Ok(l.first().map(|&x| x as usize))
-        }
-        None => Ok(None),
-    }
 }
 
 pub fn print_text(r: &PingReport) {
@@ -324,8 +318,8 @@ pub fn print_text(r: &PingReport) {
     println!(
         "  timing     clock read {:.1} ns, stamp to ring p50 {} max {}, send lag max {}",
         r.timing.clock_read_ns,
-        latency::fmt_ns(r.timing.stamp_to_ring_ns.p50),
-        latency::fmt_ns(r.timing.stamp_to_ring_ns.max),
-        latency::fmt_ns(r.timing.max_send_lag_ns)
+        crate::plot::fmt_latency(r.timing.stamp_to_ring_ns.p50 as f64, " "),
+        crate::plot::fmt_latency(r.timing.stamp_to_ring_ns.max as f64, " "),
+        crate::plot::fmt_latency(r.timing.max_send_lag_ns as f64, " ")
     );
 }

@@ -107,7 +107,7 @@ fn round_sig(x: f64) -> f64 {
 /// Formats a latency with a unit chosen for this value and 3 significant digits ("850 ns",
 /// "12.3 µs", "1.25 ms"; 4 digits only for "1000"-style carries and whole nanoseconds stay
 /// whole). `sep` goes between number and unit.
-fn fmt_latency(ns: f64, sep: &str) -> String {
+pub fn fmt_latency(ns: f64, sep: &str) -> String {
     if !ns.is_finite() {
         return "-".to_string();
     }

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 use skiff_engine::{
-    latency::probe::{Probe, MAGIC},
+    latency::probe::{self, Found},
     rx::{
         poller::{IdleMode, PollConfig},
         reflect::{run_reflect, ReflectCounters},
@@ -195,11 +195,7 @@ fn kernel(
         .with_context(|| format!("binding a UDP socket to port {port}"))?;
     sock.set_nonblocking(true)
         .context("making the UDP socket non-blocking")?;
-    if let Some(cpu) = a.dp.cpus.as_deref() {
-        let l = parse_list(cpu, "cpu")?;
-        crate::common::check_cpus(&l)?;
-        pin(l.first().map(|&c| c as usize));
-    }
+    pin(a.dp.first_cpu()?);
     datapath::signal_ready(&a.dp)?;
     let mut c = ReflectCounters::default();
     // 65535: the largest UDP datagram.
@@ -215,13 +211,17 @@ fn kernel(
             Ok((len, from)) => {
                 c.rx_packets += 1;
                 let payload = buf.get(..len).unwrap_or(&[]);
-                let ok = if payload.starts_with(&MAGIC) {
-                    let valid = Probe::decode(payload).is_ok();
-                    c.bad_probes += u64::from(!valid);
-                    valid
-                } else {
-                    c.not_probe += 1;
-                    a.all_udp
+                // The same verdicts as the AF_XDP reflector's.
+                let ok = match probe::in_payload(payload) {
+                    Found::Probe(_) => true,
+                    Found::Invalid(_) => {
+                        c.bad_probes += 1;
+                        false
+                    }
+                    Found::NotProbe => {
+                        c.not_probe += 1;
+                        a.all_udp
+                    }
                 };
                 if ok {
                     match sock.send_to(payload, from) {

@@ -156,8 +156,10 @@ impl ProbeGen {
 /// restamped at transmit.
 #[inline]
 pub fn probe_in(frame: &[u8]) -> Option<u16> {
-    match probe::find(frame) {
-        Found::Probe(_) => probe::locate_udp(frame).and_then(|u| u16::try_from(u.payload).ok()),
+    let at = probe::locate_udp(frame)?;
+    let payload = frame.get(at.payload..at.payload + at.payload_len)?;
+    match probe::in_payload(payload) {
+        Found::Probe(_) => u16::try_from(at.payload).ok(),
         _ => None,
     }
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{
     hist::{new_hist, record, LatencySummary},
-    probe::{self, Found, Probe, ProbeError},
+    probe::{Found, Probe, ProbeError},
     tracker::{SeqCounts, SeqTracker},
 };
 use crate::gen::stream::PROBE_QUEUE_BITS;
@@ -104,16 +104,7 @@ impl Collector {
         }
     }
 
-    /// Looks at one received frame: records it if it is a probe, counts it if it looks like
-    /// one and fails a check. Returns what it was.
-    #[inline]
-    pub fn frame(&mut self, frame: &[u8], rx_ns: u64) -> Found {
-        let f = probe::find(frame);
-        self.found(f, rx_ns);
-        f
-    }
-
-    /// Records what [`probe::find`] said of a frame received at `rx_ns`.
+    /// Records what [`super::probe::find`] said of a frame received at `rx_ns`.
     #[inline]
     pub fn found(&mut self, f: Found, rx_ns: u64) {
         match f {

@@ -179,16 +179,7 @@ impl Transport for KernelUdp {
             match self.sock.recv(&mut self.buf) {
                 Ok(len) => {
                     let rx_ns = monotonic_ns();
-                    let payload = self.buf.get(..len).unwrap_or(&[]);
-                    let found = if payload.starts_with(&probe::MAGIC) {
-                        match Probe::decode(payload) {
-                            Ok(p) => Found::Probe(p),
-                            Err(e) => Found::Invalid(e),
-                        }
-                    } else {
-                        Found::NotProbe
-                    };
-                    f(found, rx_ns);
+                    f(probe::in_payload(self.buf.get(..len).unwrap_or(&[])), rx_ns);
                     n += 1;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return n,

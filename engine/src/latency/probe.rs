@@ -334,9 +334,17 @@ pub fn find(frame: &[u8]) -> Found {
     };
     // locate_udp checked that the UDP length fits the frame; `get` keeps it panic-free
     // regardless.
-    let Some(payload) = frame.get(at.payload..at.payload + at.payload_len) else {
-        return Found::NotProbe;
-    };
+    in_payload(
+        frame
+            .get(at.payload..at.payload + at.payload_len)
+            .unwrap_or(&[]),
+    )
+}
+
+/// What a UDP payload holds: the one test of magic, version and check every receiver
+/// uses (frames already parsed, kernel sockets' datagrams).
+#[inline]
+pub fn in_payload(payload: &[u8]) -> Found {
     if !payload.starts_with(&MAGIC) {
         return Found::NotProbe;
     }
@@ -461,9 +469,14 @@ fn swap_ranges(frame: &mut [u8], a: usize, b: usize, len: usize) -> Option<()> {
 ///
 /// Returns false (touching nothing) if [`locate_udp`] fails.
 pub fn reflect(frame: &mut [u8]) -> bool {
-    let Some(at) = locate_udp(frame) else {
-        return false;
-    };
+    match locate_udp(frame) {
+        Some(at) => reflect_at(frame, &at),
+        None => false,
+    }
+}
+
+/// [`reflect`] for a frame already located: `at` is `locate_udp(frame)`'s answer.
+pub fn reflect_at(frame: &mut [u8], at: &UdpAt) -> bool {
     // IPv4 addresses at 12 and 16 (RFC 791 §3.1); IPv6 at 8 and 24 (RFC 8200 §3).
     let (src, dst, len) = if at.ipv6 {
         (at.l3 + 8, at.l3 + 24, 16)

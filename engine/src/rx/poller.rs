@@ -132,10 +132,11 @@ pub fn run_rx(
                 let bytes = q.area().bytes(f);
                 c.rx_bytes += bytes.len() as u64;
                 match wire::classify(bytes) {
-                    Ok(Classified::Udp { .. }) => {
+                    Ok(Classified::Udp { payload, .. }) => {
                         c.udp += 1;
                         if lat.is_some() {
-                            let p = probe::find(bytes);
+                            // classify has parsed the headers: only the payload is read.
+                            let p = probe::in_payload(bytes.get(payload..).unwrap_or(&[]));
                             if p != Found::NotProbe {
                                 found.push(p);
                             }

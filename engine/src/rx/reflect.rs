@@ -102,14 +102,21 @@ pub fn run_reflect(
                 let mut verdict = Found::NotProbe;
                 let mut swapped = false;
                 q.area().build(&mut f, |buf| {
-                    if let Some(b) = buf.get_mut(..len) {
-                        verdict = probe::find(b);
+                    // One header parse per frame: the probe test and the swap share it.
+                    if let Some((b, at)) = buf
+                        .get_mut(..len)
+                        .and_then(|b| probe::locate_udp(b).map(|at| (b, at)))
+                    {
+                        verdict = probe::in_payload(
+                            b.get(at.payload..at.payload + at.payload_len)
+                                .unwrap_or(&[]),
+                        );
                         let wanted = match verdict {
                             Found::Probe(_) => true,
                             Found::NotProbe => reflect_all,
                             Found::Invalid(_) => false,
                         };
-                        swapped = wanted && probe::reflect(b);
+                        swapped = wanted && probe::reflect_at(b, &at);
                     }
                     len
                 });

@@ -70,6 +70,8 @@ pub enum Classified {
     Udp {
         /// Destination port.
         dst_port: u16,
+        /// Offset of the UDP payload in the frame (what `latency::probe` reads).
+        payload: usize,
     },
     /// TCP over IPv4 or IPv6.
     Tcp,
@@ -93,7 +95,7 @@ pub fn classify(frame: &[u8]) -> Result<Classified, Malformed> {
         l3 += VLAN_HLEN;
     }
     let ip = frame.get(l3..).unwrap_or(&[]);
-    let (proto, l4, l4_len) = match ethertype {
+    let (proto, l4, l4_len, l4_at) = match ethertype {
         ETHERTYPE_IPV4 => {
             let h = ip.get(..IPV4_HLEN).ok_or(Malformed::TruncatedIp)?;
             let ihl = ((h[0] & 0x0f) as usize) * 4;
@@ -112,7 +114,7 @@ pub fn classify(frame: &[u8]) -> Result<Classified, Malformed> {
             if be16(h, 6).ok_or(Malformed::TruncatedIp)? & 0x1fff != 0 {
                 return Ok(Classified::OtherIp);
             }
-            (h[9], &ip[ihl..total], total - ihl)
+            (h[9], &ip[ihl..total], total - ihl, l3 + ihl)
         }
         ETHERTYPE_IPV6 => {
             let h = ip.get(..IPV6_HLEN).ok_or(Malformed::TruncatedIp)?;
@@ -124,7 +126,7 @@ pub fn classify(frame: &[u8]) -> Result<Classified, Malformed> {
             if end > ip.len() {
                 return Err(Malformed::BadIpLength);
             }
-            (h[6], &ip[IPV6_HLEN..end], payload)
+            (h[6], &ip[IPV6_HLEN..end], payload, l3 + IPV6_HLEN)
         }
         _ => return Ok(Classified::NotIp),
     };
@@ -135,7 +137,10 @@ pub fn classify(frame: &[u8]) -> Result<Classified, Malformed> {
             if ulen < UDP_HLEN || ulen > l4_len {
                 return Err(Malformed::BadUdpLength);
             }
-            Ok(Classified::Udp { dst_port })
+            Ok(Classified::Udp {
+                dst_port,
+                payload: l4_at + UDP_HLEN,
+            })
         }
         IPPROTO_TCP => {
             if l4.len() < 20 {
@@ -196,7 +201,13 @@ mod tests {
             0xffff,
             "UDP checksum verifies"
         );
-        assert_eq!(classify(&f), Ok(Classified::Udp { dst_port: 9001 }));
+        assert_eq!(
+            classify(&f),
+            Ok(Classified::Udp {
+                dst_port: 9001,
+                payload: 42
+            })
+        );
     }
 
     #[test]
@@ -265,7 +276,10 @@ mod tests {
             // padded to Ethernet's minimum.
             let header_len = ETH_HLEN + vlan.map_or(0, |_| VLAN_HLEN) + IPV4_HLEN + UDP_HLEN;
             proptest::prop_assert_eq!(f.len(), len.max(header_len).max(60));
-            proptest::prop_assert_eq!(classify(&f), Ok(Classified::Udp { dst_port: dport }));
+            proptest::prop_assert_eq!(
+                classify(&f),
+                Ok(Classified::Udp { dst_port: dport, payload: header_len })
+            );
         }
     }
 }
