@@ -7,6 +7,7 @@ mod common;
 mod datapath;
 mod demo;
 mod gen;
+mod hash;
 mod hist;
 mod latbench;
 mod latency;
@@ -52,6 +53,8 @@ enum Cmd {
     /// End-to-end benchmarks against a named baseline, measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Flow hash of one flow (Toeplitz RSS or cheap), the worker RPS steers it to, its RSS queue.
+    Hash(hash::HashArgs),
 }
 
 fn main() {
@@ -100,6 +103,7 @@ fn main() {
         }),
         Cmd::Hist(c) => hist::run(c),
         Cmd::Bench(c) => bench::run(c),
+        Cmd::Hash(a) => hash::run(a),
     };
     if let Err(e) = result {
         eprintln!("skiff: error: {e:#}");

@@ -12,7 +12,17 @@ use skiff_engine::{
     latency::{collect::Collector, tracker::SeqTracker},
     netdev,
     pcap::PcapSummary,
-    rx::poller::{run_rx, IdleMode, PollConfig, RxQueueReport},
+    rx::{
+        consume::Consumer,
+        gro::{GroConfig, GroCounters},
+        poller::{run_rx, IdleMode, Local, PollConfig, RxQueueReport, RxStage},
+        rps::{
+            backlog::{fabric, BacklogConfig, SoftnetCounters},
+            hash::{parse_key_hex, FlowHasher, RpsMap, Toeplitz},
+            rfs::{DevFlowTable, SockFlowTable, DEFAULT_SOCK_FLOW_ENTRIES},
+        },
+        steer::{run_worker, Rfs, Steer, SteerCounters, WorkerConfig, WorkerCounters},
+    },
     stats::{Published, RxCounters},
     wire::Malformed,
     xdp::XdpCounters,
@@ -59,6 +69,172 @@ pub struct SinkArgs {
     pub capture: crate::common::PcapOutArgs,
     #[command(flatten)]
     pub lat: LatencyArgs,
+    #[command(flatten)]
+    pub rx: RxPathArgs,
+}
+
+/// Flow hash for steering.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum HashArg {
+    /// Toeplitz (what NICs compute for RSS; the key is --rss-key).
+    Toeplitz,
+    /// A multiply/xor mix: cheaper, not what a NIC computes.
+    Cheap,
+}
+
+/// The receive machinery behind the pollers: RPS steering to workers, RFS, GRO.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Steering (RPS/RFS) and GRO")]
+pub struct RxPathArgs {
+    /// RPS: steer frames by flow hash to worker threads pinned to these CPUs, one per CPU
+    /// listed: `0-1`, `0,2`, or per RX queue `0:0-1;1:2-3`. Pollers then only hash and
+    /// hand frames over; workers consume them.
+    #[arg(long, value_name = "LIST")]
+    pub rps_cpus: Option<String>,
+    /// RPS with N unpinned worker threads (instead of --rps-cpus).
+    #[arg(long, value_name = "N", conflicts_with = "rps_cpus")]
+    pub workers: Option<usize>,
+    /// Frames each (poller, worker) backlog ring holds: the kernel's netdev_max_backlog.
+    #[arg(long, default_value_t = 1000)]
+    pub max_backlog: usize,
+    /// Flow limit table length per backlog (`off` to disable): above half full, a
+    /// backlog drops from the flows holding most of it first.
+    #[arg(long, default_value = "4096")]
+    pub flow_limit: String,
+    /// Frames a worker takes per pass over its backlogs (the kernel's weight_p).
+    #[arg(long, default_value_t = 64)]
+    pub weight: usize,
+    /// RFS: keep each flow on the worker that consumes it, moving a flow only after its
+    /// old backlog has drained past its last frame.
+    #[arg(long)]
+    pub rfs: bool,
+    /// Flow hash used for steering.
+    #[arg(long, value_enum, default_value_t = HashArg::Toeplitz)]
+    pub rps_hash: HashArg,
+    /// Toeplitz key in hex (40 to 64 bytes). Default: the Microsoft RSS key.
+    #[arg(long, value_name = "HEX")]
+    pub rss_key: Option<String>,
+    /// Hash flows symmetrically (both directions of a flow land on the same worker).
+    #[arg(long)]
+    pub symmetric: bool,
+    /// Simulated application work per frame in each worker (e.g. 2us): to see backlogs
+    /// fill, the flow limit act and drops add up.
+    #[arg(long, value_name = "TIME")]
+    pub worker_cost: Option<String>,
+    /// GRO: merge TCP segments of a flow as the kernel's GRO does (flushed at the end of
+    /// every poll round); --pcap-out then writes merged packets, as tcpdump on a GRO
+    /// receiver shows them.
+    #[arg(long)]
+    pub gro: bool,
+    /// With --gro: merge UDP datagrams of a flow too (the kernel's UDP_GRO).
+    #[arg(long, requires = "gro")]
+    pub gro_udp: bool,
+}
+
+impl RxPathArgs {
+    fn gro(&self) -> Option<GroConfig> {
+        self.gro.then(|| GroConfig {
+            udp: self.gro_udp,
+            ..GroConfig::default()
+        })
+    }
+
+    fn hasher(&self) -> Result<FlowHasher> {
+        let h = match (self.rps_hash, &self.rss_key) {
+            (HashArg::Toeplitz, None) => FlowHasher::ms_rss(),
+            (HashArg::Toeplitz, Some(k)) => {
+                let key = parse_key_hex(k).context("--rss-key")?;
+                FlowHasher::toeplitz(Toeplitz::new(&key).context("--rss-key")?)
+            }
+            (HashArg::Cheap, None) => FlowHasher::cheap(),
+            (HashArg::Cheap, Some(_)) => bail!("--rss-key is for --rps-hash toeplitz"),
+        };
+        Ok(h.with_symmetric(self.symmetric))
+    }
+
+    /// Workers (with their CPUs) and the per-queue map, if steering is on.
+    fn plan(&self, queues: u32) -> Result<Option<(Vec<Option<usize>>, RpsMap)>> {
+        if let Some(n) = self.workers {
+            if n == 0 {
+                bail!("--workers must be at least 1");
+            }
+            let map = RpsMap::all(n, queues).context("--workers")?;
+            return Ok(Some((vec![None; n], map)));
+        }
+        let Some(spec) = &self.rps_cpus else {
+            return Ok(None);
+        };
+        // Workers are the CPUs named anywhere in the spec; the map's entries are worker
+        // indices, so translate CPU numbers to positions in that list.
+        let by_cpu = RpsMap::parse(spec, queues).context("--rps-cpus")?;
+        let mut cpus: Vec<usize> = (0..by_cpu.queues())
+            .flat_map(|q| by_cpu.workers(q).to_vec())
+            .collect();
+        cpus.sort_unstable();
+        cpus.dedup();
+        let online = core_affinity::get_core_ids().map_or(0, |v| v.len());
+        if let Some(c) = cpus.iter().find(|&&c| c >= online) {
+            bail!("--rps-cpus: CPU {c} is not online ({online} CPUs)");
+        }
+        let lists = (0..by_cpu.queues())
+            .map(|q| {
+                by_cpu
+                    .workers(q)
+                    .iter()
+                    .map(|c| cpus.iter().position(|x| x == c).unwrap_or(0))
+                    .collect()
+            })
+            .collect();
+        let map = RpsMap::new(lists).context("--rps-cpus")?;
+        Ok(Some((cpus.into_iter().map(Some).collect(), map)))
+    }
+
+    fn backlog(&self, frames: usize) -> Result<BacklogConfig> {
+        let flow_limit_table_len = match self.flow_limit.as_str() {
+            "off" | "0" => 0,
+            n => n
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n <= 1 << 16)
+                .ok_or_else(|| anyhow::anyhow!("bad --flow-limit {n:?}: off or 1..=65536"))?,
+        };
+        if self.max_backlog == 0 || self.weight == 0 {
+            bail!("--max-backlog and --weight must be at least 1");
+        }
+        Ok(BacklogConfig {
+            max_backlog: self.max_backlog,
+            weight: self.weight,
+            flow_limit_table_len,
+            return_capacity: frames,
+        })
+    }
+}
+
+/// One worker's softnet_stat-style line.
+#[derive(Debug, Serialize)]
+pub struct SoftnetRow {
+    pub worker: usize,
+    pub cpu: Option<usize>,
+    #[serde(flatten)]
+    pub softnet: SoftnetCounters,
+}
+
+/// What steering did, and whether it adds up.
+#[derive(Debug, Serialize)]
+pub struct RpsReport {
+    pub workers: usize,
+    pub hash: &'static str,
+    pub symmetric: bool,
+    pub rfs: bool,
+    pub max_backlog: usize,
+    pub flow_limit_table: usize,
+    /// What the pollers did: steered, dropped (backlog full, flow limit), RFS moves.
+    pub steer: SteerCounters,
+    /// Per worker, in the columns of /proc/net/softnet_stat.
+    pub softnet: Vec<SoftnetRow>,
+    /// Frames taken from the rings = steered + backlog_full + flow_limit, and every
+    /// steered frame processed by a worker.
+    pub adds_up: bool,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -98,6 +274,10 @@ pub struct SinkReport {
     pub frames_accounted: bool,
     pub queues: Vec<RxQueueReport>,
     pub pcap_out: Option<PcapSummary>,
+    /// RPS steering, when on (--rps-cpus, --workers).
+    pub rps: Option<RpsReport>,
+    /// GRO counters (--gro), summed over the threads that ran it.
+    pub gro: Option<GroCounters>,
     /// Latency probes: one-way latency, loss, reordering, duplication.
     #[serde(flatten)]
     pub latency: LatencyJson,
@@ -140,6 +320,25 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         lat.late_ns,
         SeqTracker::DEFAULT_WINDOW,
     )));
+    let nq = plan.queues.iter().max().map_or(1, |m| m + 1);
+    let steering = a.rx.plan(nq)?;
+    let hasher = a.rx.hasher()?;
+    let backlog = a.rx.backlog(plan.xsk.frames as usize)?;
+    let worker_cfg = WorkerConfig {
+        work_ns: a
+            .rx
+            .worker_cost
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .context("--worker-cost")?
+            .map_or(0, |d| d.as_nanos() as u64),
+        ..WorkerConfig::default()
+    };
+    if worker_cfg.work_ns > 0 && steering.is_none() {
+        bail!("--worker-cost needs workers (--rps-cpus or --workers)");
+    }
+    let gro = a.rx.gro();
     let (prog, queues) = datapath::open(&plan, &a.dp, filter)?;
     let rx_dropped_before = netdev::stat(&ifname, "rx_dropped");
     let xdp_mode = prog.mode();
@@ -158,20 +357,85 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     let n = queues.len();
     let published: Vec<_> = (0..n).map(|_| Published::<RxCounters>::new()).collect();
     let inner_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let areas: Vec<_> = queues.iter().map(|q| q.area_shared()).collect();
+    let lat_shared = Some(collector.clone());
+    // Steering: a fabric of backlog rings from every poller to every worker.
+    let (mut producers, workers, worker_cpus, map) = match steering {
+        Some((cpus, map)) => {
+            let (p, w) = fabric(n, cpus.len(), backlog);
+            (p, w, cpus, Some(std::sync::Arc::new(map)))
+        }
+        None => (Vec::new(), Vec::new(), Vec::new(), None),
+    };
+    let sock_table = (a.rx.rfs && map.is_some()).then(|| {
+        std::sync::Arc::new(SockFlowTable::new(
+            DEFAULT_SOCK_FLOW_ENTRIES,
+            worker_cpus.len(),
+        ))
+    });
+    let steer_pub: Vec<_> = (0..n).map(|_| Published::<SteerCounters>::new()).collect();
+    let worker_pub: Vec<_> = (0..workers.len())
+        .map(|_| Published::<WorkerCounters>::new())
+        .collect();
+    let mut worker_handles = Vec::with_capacity(workers.len());
+    for (i, mut w) in workers.into_iter().enumerate() {
+        let cpu = worker_cpus[i];
+        let mut consumer = Consumer::new(areas.clone(), lat_shared.clone(), tap.clone(), gro);
+        let stop = worker_stop.clone();
+        let publ = worker_pub[i].clone();
+        let table = sock_table.clone();
+        worker_handles.push(
+            std::thread::Builder::new()
+                .name(format!("skiff-rps{i}"))
+                .spawn(move || {
+                    pin(cpu);
+                    run_worker(
+                        &mut w,
+                        &mut consumer,
+                        &worker_cfg,
+                        &stop,
+                        table.as_deref(),
+                        &publ,
+                    )
+                })
+                .context("spawning an RPS worker thread")?,
+        );
+    }
     let mut handles = Vec::with_capacity(n);
     for (i, mut q) in queues.into_iter().enumerate() {
         let cpu = plan.cpus[i];
         let stop = inner_stop.clone();
         let publ = published[i].clone();
-        let tap = tap.clone();
-        let coll = collector.clone();
+        let mut stage: Box<dyn RxStage + Send> = match &map {
+            Some(map) => {
+                let rfs = sock_table.as_ref().map(|t| Rfs {
+                    sock: t.clone(),
+                    dev: DevFlowTable::new(DEFAULT_SOCK_FLOW_ENTRIES, worker_cpus.len()),
+                });
+                let producer = producers.remove(0);
+                Box::new(Steer::new(
+                    producer,
+                    q.queue_id(),
+                    hasher.clone(),
+                    map.clone(),
+                    rfs,
+                    steer_pub[i].clone(),
+                ))
+            }
+            None => Box::new(Local::new(Consumer::new(
+                vec![q.area_shared()],
+                lat_shared.clone(),
+                tap.clone(),
+                gro,
+            ))),
+        };
         handles.push(
             std::thread::Builder::new()
                 .name(format!("skiff-rx{}", q.queue_id()))
                 .spawn(move || {
                     let pinned = pin(cpu);
-                    let (counters, span) =
-                        run_rx(&mut q, &poll, &stop, &publ, tap.as_ref(), Some(&coll));
+                    let (counters, span) = run_rx(&mut q, &poll, &stop, &publ, stage.as_mut());
                     let report = RxQueueReport {
                         queue: q.queue_id(),
                         cpu: cpu.filter(|_| pinned),
@@ -179,7 +443,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
                         xdp_statistics: q.statistics(),
                         frames: q.accounting(),
                     };
-                    (report, span)
+                    (report, span, stage.gro_counters())
                 })
                 .context("spawning an RX poller thread")?,
         );
@@ -253,16 +517,69 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     let mut reports = Vec::with_capacity(n);
     let mut first: Option<Instant> = None;
     let mut last_rx: Option<Instant> = None;
+    let mut gro_total: Option<GroCounters> = None;
+    let mut add_gro = |g: Option<GroCounters>| {
+        if let Some(g) = g {
+            gro_total.get_or_insert_with(GroCounters::default).add(&g);
+        }
+    };
+    // Pollers first (each waits for its frames to come back from the workers), then the
+    // workers, which drain what is left and stop.
     for h in handles {
-        let (r, span) = h
+        let (r, span, g) = h
             .join()
             .map_err(|_| anyhow::anyhow!("an RX poller thread panicked"))?;
         if let Some((f, l)) = span {
             first = Some(first.map_or(f, |x| x.min(f)));
             last_rx = Some(last_rx.map_or(l, |x| x.max(l)));
         }
+        add_gro(g);
         reports.push(r);
     }
+    worker_stop.store(true, Ordering::Release);
+    let mut worker_counters = Vec::with_capacity(worker_handles.len());
+    for h in worker_handles {
+        let w = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("an RPS worker thread panicked"))?;
+        add_gro(w.gro);
+        worker_counters.push(w);
+    }
+    let rps = map.as_ref().map(|_| {
+        let mut steer = SteerCounters::default();
+        for p in &steer_pub {
+            steer.add(&p.read());
+        }
+        let taken: u64 = reports.iter().map(|r| r.counters.rx_packets).sum();
+        let processed: u64 = worker_counters.iter().map(|w| w.softnet.processed).sum();
+        RpsReport {
+            workers: worker_counters.len(),
+            hash: hasher.kind().name(),
+            symmetric: hasher.is_symmetric(),
+            rfs: sock_table.is_some(),
+            max_backlog: backlog.max_backlog,
+            flow_limit_table: backlog.flow_limit_table_len,
+            adds_up: taken == steer.steered + steer.backlog_full + steer.flow_limit
+                && processed == steer.steered,
+            steer,
+            softnet: worker_counters
+                .iter()
+                .enumerate()
+                .map(|(i, w)| SoftnetRow {
+                    worker: i,
+                    cpu: worker_cpus[i],
+                    softnet: w.softnet,
+                })
+                .collect(),
+        }
+    });
+    // Classes counted by the workers join the queues' totals below.
+    let worker_classes = worker_counters
+        .iter()
+        .fold(RxCounters::default(), |mut t, w| {
+            t.add(&w.classes);
+            t
+        });
     let pcap_out = tap.map(|t| t.finish()).transpose()?;
     if let Some(e) = lat_err {
         return Err(e);
@@ -280,7 +597,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     let iface_rx_dropped = netdev::stat(&ifname, "rx_dropped").saturating_sub(rx_dropped_before);
     drop(prog);
 
-    let mut total = RxCounters::default();
+    let mut total = worker_classes;
     for r in &reports {
         total.add(&r.counters);
     }
@@ -325,6 +642,8 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         frames_accounted: reports.iter().all(|r| r.frames.adds_up()),
         queues: reports,
         pcap_out,
+        rps,
+        gro: gro_total,
         latency,
         hists,
     })
@@ -369,8 +688,88 @@ pub fn print_text(r: &SinkReport) {
             crate::common::fmt_frames(&q.frames)
         );
     }
+    if let Some(p) = &r.rps {
+        print_rps(p, r.queues.iter().map(|q| q.counters.rx_packets).sum());
+    }
+    if let Some(g) = &r.gro {
+        print_gro(g);
+    }
     crate::common::print_pcap(&r.pcap_out, "received");
     if r.latency.probes > 0 || r.latency.bad_probes.total() > 0 {
         latency::print_terminal(&r.latency, &r.hists, "one way");
     }
+}
+
+fn print_rps(p: &RpsReport, taken: u64) {
+    let s = &p.steer;
+    println!(
+        "  steering   rps over {} workers ({} hash{}{}), max_backlog {}, flow limit {}",
+        p.workers,
+        p.hash,
+        if p.symmetric { ", symmetric" } else { "" },
+        if p.rfs { ", rfs" } else { "" },
+        p.max_backlog,
+        match p.flow_limit_table {
+            0 => "off".to_owned(),
+            n => format!("{n} buckets"),
+        }
+    );
+    println!(
+        "             taken {} = steered {} + backlog full {} + flow limit {}{}",
+        taken,
+        s.steered,
+        s.backlog_full,
+        s.flow_limit,
+        if p.adds_up {
+            "  (adds up)"
+        } else {
+            "  (DOES NOT ADD UP)"
+        }
+    );
+    if p.rfs {
+        println!(
+            "             rfs: steered {} by the flow table, {} by hash; {} moves, {} deferred until drained",
+            s.rfs.steered_rfs, s.rfs.steered_rps, s.rfs.moves, s.rfs.moves_deferred
+        );
+    }
+    println!("  softnet    worker  cpu    processed      dropped time_squeeze received_rps flow_limit_count");
+    for w in &p.softnet {
+        let c = &w.softnet;
+        println!(
+            "             {:>6} {:>4} {:>12} {:>12} {:>12} {:>12} {:>16}",
+            w.worker,
+            w.cpu.map_or("-".to_owned(), |c| c.to_string()),
+            c.processed,
+            c.dropped,
+            c.time_squeeze,
+            c.received_rps,
+            c.flow_limit_count
+        );
+    }
+}
+
+fn print_gro(g: &GroCounters) {
+    println!(
+        "  gro        {} frames in -> {} packets out ({} merged, {} single), {} frames out",
+        g.received,
+        g.packets_out + g.singles_out,
+        g.packets_out,
+        g.singles_out,
+        g.frames_out
+    );
+    let flushed = serde_json::to_value(g).unwrap_or_default();
+    let line = |prefix: &str| {
+        flushed
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, v)| k.starts_with(prefix) && v.as_u64().unwrap_or(0) > 0)
+                    .map(|(k, v)| format!("{} {}", &k[prefix.len()..], v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    println!("             flushed: {}", line("flush_"));
+    println!("             passed unmerged: {}", line("pass_"));
 }

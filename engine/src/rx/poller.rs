@@ -6,20 +6,19 @@
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
+        Arc,
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use crate::{
-    latency::{
-        collect::Collector,
-        probe::{self, Found},
+    rx::{
+        consume::{Consumer, Rx},
+        gro::GroCounters,
+        rps::hash::FlowHasher,
     },
-    pcap::SharedPcap,
     stats::{Published, RxCounters},
-    sys::monotonic_ns,
-    wire::{self, Classified},
+    sys::Frame,
     xsk::{FrameAccounting, XdpStatistics, XskQueue},
 };
 
@@ -82,39 +81,105 @@ pub struct RxQueueReport {
     pub frames: FrameAccounting,
 }
 
-/// Writes a received batch to the capture, stamped with the time it was taken.
-fn capture(w: &SharedPcap, q: &XskQueue, batch: &[crate::sys::Frame]) {
-    if !w.wants_more() {
-        return;
-    }
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    // A write error is reported by `finish` at the end; receiving goes on.
-    let _ = w.offer_batch(batch.iter().map(|f| (ts, q.area().bytes(f))));
-}
-
 /// First and last instants a round of this queue received something.
 pub type ActiveSpan = Option<(Instant, Instant)>;
 
-/// Runs the RX poll loop on `q` until `stop` is set, publishing counters every round,
-/// writing what arrives to `tap` if given (`skiff sink --pcap-out`), and handing latency
-/// probes to `lat` if given (one lock per batch that holds any; one clock read per batch:
-/// the batch's frames were taken from the ring together).
-/// Returns the counters and when frames first and last arrived.
+/// What a poller does with the frames it takes from its RX ring.
+pub trait RxStage {
+    /// Takes a batch received together; frames it is done with go back to `q`'s fill
+    /// ring (now or at a later call).
+    fn batch(&mut self, q: &mut XskQueue, batch: &mut Vec<Frame>);
+    /// End of a poll round: GRO flushes (local consumer), wakeups go out and frames come
+    /// back from the workers (steering).
+    fn end_round(&mut self, q: &mut XskQueue);
+    /// Frames handed on and not yet back (at workers, held by GRO).
+    fn outstanding(&self) -> usize;
+    /// Counters the stage adds to the queue's (classes, when it classifies).
+    fn counters(&self) -> RxCounters;
+    /// GRO's counters, when the stage runs GRO.
+    fn gro_counters(&self) -> Option<GroCounters> {
+        None
+    }
+}
+
+/// The consumer runs in the poller itself (no steering).
+#[derive(Debug)]
+pub struct Local {
+    /// The consumer.
+    pub consumer: Consumer,
+    hasher: Option<FlowHasher>,
+    items: Vec<Rx>,
+    done: Vec<Frame>,
+}
+
+impl Local {
+    /// A local stage around `consumer`; GRO, if on, gets a cheap flow hash for its buckets.
+    pub fn new(consumer: Consumer) -> Self {
+        let hasher = consumer.gro_counters().map(|_| FlowHasher::cheap());
+        Local {
+            consumer,
+            hasher,
+            items: Vec::new(),
+            done: Vec::new(),
+        }
+    }
+}
+
+impl RxStage for Local {
+    fn batch(&mut self, q: &mut XskQueue, batch: &mut Vec<Frame>) {
+        let area = q.area();
+        let hasher = self.hasher.as_ref();
+        self.items.extend(batch.drain(..).map(|frame| {
+            let h = hasher
+                .and_then(|h| h.hash_frame(area.bytes(&frame)))
+                .unwrap_or(0);
+            Rx {
+                src: 0,
+                frame,
+                hash: h,
+            }
+        }));
+        let done = &mut self.done;
+        self.consumer
+            .consume(self.items.drain(..), &mut |rx: Rx| done.push(rx.frame));
+        q.recycle(&mut self.done);
+    }
+    fn end_round(&mut self, q: &mut XskQueue) {
+        let done = &mut self.done;
+        self.consumer.end_round(&mut |rx: Rx| done.push(rx.frame));
+        q.recycle(&mut self.done);
+    }
+    fn outstanding(&self) -> usize {
+        self.consumer.held()
+    }
+    fn counters(&self) -> RxCounters {
+        self.consumer.counters
+    }
+    fn gro_counters(&self) -> Option<GroCounters> {
+        self.consumer.gro_counters()
+    }
+}
+
+/// Runs the RX poll loop on `q` until `stop` is set, handing what arrives to `stage`
+/// and publishing counters every round. After `stop` it waits (up to 1 s) for the frames
+/// the stage handed on to come back. Returns the counters and when frames first and
+/// last arrived.
 pub fn run_rx(
     q: &mut XskQueue,
     cfg: &PollConfig,
     stop: &AtomicBool,
     published: &Arc<Published<RxCounters>>,
-    tap: Option<&SharedPcap>,
-    lat: Option<&Mutex<Collector>>,
+    stage: &mut dyn RxStage,
 ) -> (RxCounters, ActiveSpan) {
-    let mut found: Vec<Found> = Vec::with_capacity(cfg.batch as usize);
     let mut span: ActiveSpan = None;
     let mut c = RxCounters::default();
     let mut batch = Vec::with_capacity(cfg.batch as usize);
     let mut idle_rounds = 0u32;
+    let with_stage = |c: &RxCounters, stage: &dyn RxStage| {
+        let mut all = *c;
+        all.add(&stage.counters());
+        all
+    };
     q.refill(cfg.fill_target);
     while !stop.load(Ordering::Relaxed) {
         c.rounds += 1;
@@ -127,39 +192,9 @@ pub fn run_rx(
                 break;
             }
             c.rx_batches += 1;
-            let rx_ns = if lat.is_some() { monotonic_ns() } else { 0 };
-            for f in &batch {
-                let bytes = q.area().bytes(f);
-                c.rx_bytes += bytes.len() as u64;
-                match wire::classify(bytes) {
-                    Ok(Classified::Udp { payload, .. }) => {
-                        c.udp += 1;
-                        if lat.is_some() {
-                            // classify has parsed the headers: only the payload is read.
-                            let p = probe::in_payload(bytes.get(payload..).unwrap_or(&[]));
-                            if p != Found::NotProbe {
-                                found.push(p);
-                            }
-                        }
-                    }
-                    Ok(Classified::Tcp) => c.tcp += 1,
-                    Ok(Classified::OtherIp) => c.other_ip += 1,
-                    Ok(Classified::NotIp) => c.not_ip += 1,
-                    Err(m) => c.malformed[m.index()] += 1,
-                }
-            }
             c.rx_packets += n as u64;
-            if let (Some(l), false) = (lat, found.is_empty()) {
-                // A poisoned lock (a panicked peer thread) still holds valid counts.
-                let mut g = l.lock().unwrap_or_else(|e| e.into_inner());
-                for p in found.drain(..) {
-                    g.found(p, rx_ns);
-                }
-            }
-            if let Some(w) = tap {
-                capture(w, q, &batch);
-            }
-            q.recycle(&mut batch);
+            c.rx_bytes += batch.iter().map(|f| f.len() as u64).sum::<u64>();
+            stage.batch(q, &mut batch);
             done += n as u32;
             // Budget or time gone with the ring possibly non-empty: squeezed, as in
             // net_rx_action; the next round continues where this one stopped.
@@ -168,6 +203,7 @@ pub fn run_rx(
                 break;
             }
         }
+        stage.end_round(q);
         q.refill(cfg.fill_target);
         if q.fill_needs_wakeup() {
             c.fill_wakeups += 1;
@@ -178,7 +214,14 @@ pub fn run_rx(
             idle_rounds = idle_rounds.saturating_add(1);
             if cfg.idle == IdleMode::Adaptive && idle_rounds >= cfg.idle_rounds_before_sleep {
                 c.idle_sleeps += 1;
-                let _ = q.poll_rx(cfg.sleep_ms);
+                // Frames still out at workers come back while we sleep: sleep 1 ms then,
+                // so the fill ring is topped up before traffic can find it empty.
+                let ms = if stage.outstanding() > 0 {
+                    1
+                } else {
+                    cfg.sleep_ms
+                };
+                let _ = q.poll_rx(ms);
             } else if cfg.idle == IdleMode::BusyPoll {
                 // Lets ksoftirqd have the core (see `latency::ping::idle_yield`).
                 crate::latency::ping::idle_yield();
@@ -188,8 +231,18 @@ pub fn run_rx(
             let now = Instant::now();
             span = Some(span.map_or((start, now), |(first, _)| (first, now)));
         }
-        published.publish(c);
+        published.publish(with_stage(&c, stage));
     }
-    published.publish(c);
-    (c, span)
+    // Bring home what was handed on, so the frame accounting adds up.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        stage.end_round(q);
+        if stage.outstanding() == 0 || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let all = with_stage(&c, stage);
+    published.publish(all);
+    (all, span)
 }

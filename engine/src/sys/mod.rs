@@ -274,7 +274,7 @@ pub struct XdpStatistics {
 /// rings (one UMEM per socket: see ARCHITECTURE.md on shared UMEM and veth).
 #[derive(Debug)]
 pub struct XskSocket {
-    area: UmemArea,
+    area: std::sync::Arc<UmemArea>,
     tx: TxQueue,
     rx: RxQueue,
     fill: FillQueue,
@@ -336,7 +336,7 @@ impl XskSocket {
                     let scratch = Vec::with_capacity(ring_max);
                     let incoming = vec![FrameDesc::default(); ring_max];
                     return Ok(XskSocket {
-                        area,
+                        area: std::sync::Arc::new(area),
                         tx,
                         rx,
                         fill,
@@ -375,6 +375,12 @@ impl XskSocket {
     /// The UMEM this socket's frames live in.
     pub fn area(&self) -> &UmemArea {
         &self.area
+    }
+
+    /// A shared handle on the area, for threads that read frames this socket received
+    /// (RPS workers): the `Frame` token they hold is what makes the access exclusive.
+    pub fn area_shared(&self) -> std::sync::Arc<UmemArea> {
+        self.area.clone()
     }
 
     /// The mode the socket was bound in.

@@ -296,6 +296,11 @@ impl XskQueue {
     pub fn area(&self) -> &UmemArea {
         self.sock.area()
     }
+
+    /// A shared handle on the area (see [`XskSocket::area_shared`]).
+    pub fn area_shared(&self) -> std::sync::Arc<UmemArea> {
+        self.sock.area_shared()
+    }
     /// Raises the copy-mode TX budget per `sendto` (see `sys`).
     pub fn set_tx_skb_budget(&self, budget: u32) -> Result<(), SyscallError> {
         self.sock.set_tx_skb_budget(budget)

@@ -1,0 +1,186 @@
+//! What the sink does with received frames, wherever it runs: in the poller itself, or in
+//! an RPS worker the poller steered them to. It counts frames by class, reads latency
+//! probes, runs GRO (`--gro`) and writes the capture (`--pcap-out`: the frames, or with
+//! GRO the merged packets as a GRO receiver's tcpdump shows them). Frames it is done with
+//! go back through `release`, to the poller that owns them.
+
+use std::sync::{Arc, Mutex};
+
+use crate::{
+    latency::{
+        collect::Collector,
+        probe::{self, Found},
+    },
+    pcap::SharedPcap,
+    rx::gro::{Gro, GroConfig, GroCounters, GroPacket},
+    stats::RxCounters,
+    sys::{monotonic_ns, Frame, UmemArea},
+    wire::{self, Classified},
+};
+
+/// A received frame in a consumer's hands, with the index of the queue (poller) whose
+/// UMEM it belongs to, so it can be read there and handed back there.
+#[derive(Debug)]
+pub struct Rx {
+    /// Index of the owning queue in the consumer's area list.
+    pub src: u16,
+    /// The frame.
+    pub frame: Frame,
+    /// Its flow hash (RPS computed it; GRO's bucket), 0 if none was computed.
+    pub hash: u32,
+}
+
+/// The per-thread consumer: classification counters, probes, GRO, capture.
+#[derive(Debug)]
+pub struct Consumer {
+    areas: Vec<Arc<UmemArea>>,
+    /// Frames by class: `udp`, `tcp`, `other_ip`, `not_ip`, `malformed` (the poller
+    /// counts the frames and bytes it takes from the ring).
+    pub counters: RxCounters,
+    lat: Option<Arc<Mutex<Collector>>>,
+    tap: Option<SharedPcap>,
+    gro: Option<Gro<Rx>>,
+    found: Vec<Found>,
+    out: Vec<GroPacket<Rx>>,
+    scratch: Vec<u8>,
+}
+
+impl Consumer {
+    /// A consumer reading frames of `areas` (indexed by [`Rx::src`]).
+    pub fn new(
+        areas: Vec<Arc<UmemArea>>,
+        lat: Option<Arc<Mutex<Collector>>>,
+        tap: Option<SharedPcap>,
+        gro: Option<GroConfig>,
+    ) -> Self {
+        Consumer {
+            areas,
+            counters: RxCounters::default(),
+            lat,
+            tap,
+            gro: gro.map(Gro::new),
+            found: Vec::new(),
+            out: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// GRO's counters, if GRO is on.
+    pub fn gro_counters(&self) -> Option<GroCounters> {
+        self.gro.as_ref().map(|g| *g.counters())
+    }
+
+    /// Frames GRO holds (they go back at [`Consumer::end_round`]).
+    pub fn held(&self) -> usize {
+        self.gro.as_ref().map_or(0, |g| g.held_frames())
+    }
+
+    fn bytes<'a>(areas: &'a [Arc<UmemArea>], rx: &'a Rx) -> &'a [u8] {
+        areas
+            .get(rx.src as usize)
+            .map_or(&[], |a| a.bytes(&rx.frame))
+    }
+
+    /// Consumes a batch taken from the rings together (one clock read for its probes).
+    /// `release` takes back every frame the consumer is done with, now or at a later
+    /// call.
+    pub fn consume(&mut self, batch: impl IntoIterator<Item = Rx>, release: &mut impl FnMut(Rx)) {
+        let rx_ns = if self.lat.is_some() {
+            monotonic_ns()
+        } else {
+            0
+        };
+        for rx in batch {
+            let bytes = Self::bytes(&self.areas, &rx);
+            let c = &mut self.counters;
+            match wire::classify(bytes) {
+                Ok(Classified::Udp { payload, .. }) => {
+                    c.udp += 1;
+                    if self.lat.is_some() {
+                        // classify has parsed the headers: only the payload is read.
+                        let p = probe::in_payload(bytes.get(payload..).unwrap_or(&[]));
+                        if p != Found::NotProbe {
+                            self.found.push(p);
+                        }
+                    }
+                }
+                Ok(Classified::Tcp) => c.tcp += 1,
+                Ok(Classified::OtherIp) => c.other_ip += 1,
+                Ok(Classified::NotIp) => c.not_ip += 1,
+                Err(m) => c.malformed[m.index()] += 1,
+            }
+            match &mut self.gro {
+                Some(g) => {
+                    let hash = rx.hash;
+                    g.receive_with(rx, &self.areas[..], Self::bytes, hash, &mut self.out);
+                }
+                None => {
+                    if let Some(t) = &self.tap {
+                        if t.wants_more() {
+                            let _ = t.offer_batch(std::iter::once((wall_ns(), bytes)));
+                        }
+                    }
+                    release(rx);
+                }
+            }
+        }
+        if let (Some(l), false) = (&self.lat, self.found.is_empty()) {
+            // A poisoned lock (a panicked peer thread) still holds valid counts.
+            let mut g = l.lock().unwrap_or_else(|e| e.into_inner());
+            for p in self.found.drain(..) {
+                g.found(p, rx_ns);
+            }
+        }
+        self.deliver(release);
+    }
+
+    /// End of a poll round: GRO flushes what it holds (the napi_complete analogue).
+    pub fn end_round(&mut self, release: &mut impl FnMut(Rx)) {
+        if let Some(g) = &mut self.gro {
+            g.flush(&mut self.out);
+        }
+        self.deliver(release);
+    }
+
+    /// Hands GRO's finished packets on: captured if asked, then their frames released.
+    fn deliver(&mut self, release: &mut impl FnMut(Rx)) {
+        let ts = if self.tap.is_some() && !self.out.is_empty() {
+            wall_ns()
+        } else {
+            0
+        };
+        for p in self.out.drain(..) {
+            match p {
+                GroPacket::Single(rx) => {
+                    if let Some(t) = &self.tap {
+                        if t.wants_more() {
+                            let b = Self::bytes(&self.areas, &rx);
+                            let _ = t.offer_batch(std::iter::once((ts, b)));
+                        }
+                    }
+                    release(rx);
+                }
+                GroPacket::Merged(m) => {
+                    if let Some(t) = &self.tap {
+                        if t.wants_more() {
+                            self.scratch.clear();
+                            let areas = &self.areas;
+                            m.write_to(|r: &Rx| Self::bytes(areas, r), &mut self.scratch);
+                            let _ = t.offer_batch(std::iter::once((ts, &self.scratch[..])));
+                        }
+                    }
+                    for rx in m.into_frames() {
+                        release(rx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Wall-clock ns for capture timestamps.
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
