@@ -44,7 +44,9 @@ struct skiff_config {
 	__u16 port_lo; // inclusive, host byte order
 	__u16 port_hi; // inclusive, host byte order
 	__u32 action;
-	__u32 reserved;
+	// Impairment: a matching frame is dropped with probability loss / 2^32 before its
+	// action (counted as dropped); 0: never (netem's loss, for kernels without sch_netem).
+	__u32 loss;
 };
 _Static_assert(sizeof(struct skiff_config) == 16, "skiff_config is 16 bytes");
 
@@ -256,7 +258,7 @@ int skiff_xdp(struct xdp_md *ctx)
 		count(SKIFF_CNT_PASSED, len);
 		return XDP_PASS;
 	}
-	if (cfg->action == SKIFF_ACT_DROP) {
+	if (cfg->action == SKIFF_ACT_DROP || (cfg->loss && bpf_get_prandom_u32() < cfg->loss)) {
 		count(SKIFF_CNT_DROPPED, len);
 		return XDP_DROP;
 	}

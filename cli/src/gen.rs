@@ -692,7 +692,7 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         port_lo,
         port_hi,
         action: skiff_ebpf::Action::Redirect as u32,
-        reserved: 0,
+        loss: 0,
     };
     let (prog, queues) = datapath::open(&plan, &a.dp, filter)?;
     let xdp_mode = prog.mode();

@@ -9,6 +9,7 @@ mod demo;
 mod gen;
 mod hash;
 mod hist;
+mod impair;
 mod latbench;
 mod latency;
 mod ping;
@@ -55,6 +56,8 @@ enum Cmd {
     Bench(bench::BenchCmd),
     /// Flow hash of one flow (Toeplitz RSS or cheap), the worker RPS steers it to, its RSS queue.
     Hash(hash::HashArgs),
+    /// Random loss on an interface's ingress, in XDP (netem's loss where sch_netem is missing).
+    Impair(impair::ImpairArgs),
 }
 
 fn main() {
@@ -64,6 +67,7 @@ fn main() {
         Cmd::Sink(a) => a.dp.json,
         Cmd::Reflect(a) => a.dp.json,
         Cmd::Ping(a) => a.dp.json,
+        Cmd::Impair(a) => a.dp.json,
         _ => false,
     };
     let result = match cli.cmd {
@@ -104,6 +108,14 @@ fn main() {
         Cmd::Hist(c) => hist::run(c),
         Cmd::Bench(c) => bench::run(c),
         Cmd::Hash(a) => hash::run(a),
+        Cmd::Impair(a) => impair::run(a).and_then(|r| {
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                impair::print_text(&r);
+            }
+            Ok(())
+        }),
     };
     if let Err(e) = result {
         eprintln!("skiff: error: {e:#}");

@@ -241,7 +241,7 @@ pub fn run(a: PingArgs) -> Result<PingReport> {
             port_lo: a.sport,
             port_hi: a.sport,
             action: skiff_ebpf::Action::Redirect as u32,
-            reserved: 0,
+            loss: 0,
         };
         let (prog, mut queues) = datapath::open(&plan, &a.dp, filter)?;
         let q = queues.pop().context("no queue opened")?;

@@ -94,7 +94,7 @@ pub fn run(a: ReflectArgs) -> Result<ReflectReport> {
         port_lo: lo as u16,
         port_hi: hi as u16,
         action: action as u32,
-        reserved: 0,
+        loss: 0,
     };
     let (prog, queues) = datapath::open(&plan, &a.dp, filter)?;
     let zero_copy = queues.iter().all(|q| q.mode() == BindMode::ZeroCopy);

@@ -309,7 +309,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         port_lo: lo as u16,
         port_hi: hi as u16,
         action: action as u32,
-        reserved: 0,
+        loss: 0,
     };
     if a.capture.pcap_out.is_some() && matches!(a.xdp_action, ActionArg::Drop) {
         bail!("--pcap-out captures what reaches the sockets; with --xdp-action drop nothing does");

@@ -67,8 +67,9 @@ pub struct Config {
     pub port_hi: u16,
     /// [`Action`] as u32.
     pub action: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// Impairment: a matching frame is dropped with probability `loss / 2^32` before its
+    /// action is taken (counted as `dropped`); 0 never drops (`skiff impair --loss`).
+    pub loss: u32,
 }
 const _: () = assert!(size_of::<Config>() == 16);
 const _: () = assert!(std::mem::offset_of!(Config, port_lo) == 4);
@@ -82,7 +83,7 @@ impl Config {
         b[4..6].copy_from_slice(&self.port_lo.to_ne_bytes());
         b[6..8].copy_from_slice(&self.port_hi.to_ne_bytes());
         b[8..12].copy_from_slice(&self.action.to_ne_bytes());
-        b[12..16].copy_from_slice(&self.reserved.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.loss.to_ne_bytes());
         b
     }
 }
@@ -179,7 +180,7 @@ mod tests {
             port_lo: 9000,
             port_hi: 9099,
             action: 1,
-            reserved: 0,
+            loss: 0,
         };
         let b = c.to_bytes();
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 9000);
