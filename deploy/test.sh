@@ -2,7 +2,8 @@
 # The README's test command (and CI's, through .ci/run): set-up, then every check.
 #   1. cargo fmt --check and cargo clippy -D warnings
 #   2. cargo test --workspace: unit, property and the privileged veth/AF_XDP tests (root)
-#   3. the README's commands still work: the demo and the TX benchmarks, briefly
+#   3. the README's commands still work: the demo and the benchmarks, briefly
+#   4. a short coverage-guided fuzz run of every cargo-fuzz target (deploy/fuzz.sh)
 # Privileged tests FAIL without root; nothing is skipped silently.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then exec sudo -E "$0" "$@"; fi
@@ -25,6 +26,9 @@ target/release/skiff demo --latency --duration 2s
 target/release/skiff bench tx-only --runs 1 --duration 1s
 target/release/skiff bench gen-features --runs 1 --duration 1s
 target/release/skiff bench latency --runs 1 --duration 1s
-left=$(ip netns list | grep -c '^skdemo\|^skbench\|^sklat' || true)
+benches/rx-path.sh 1 200k
+left=$(ip netns list | grep -c '^skdemo\|^skbench\|^sklat\|^skrx' || true)
 [ "$left" -eq 0 ] || { echo "left-over namespaces: $left" >&2; exit 1; }
+step "fuzz: every cargo-fuzz target for 20 s (deploy/fuzz.sh)"
+deploy/fuzz.sh 20
 echo; echo "deploy/test.sh: all checks passed"
