@@ -88,27 +88,39 @@ fn flows_steered_over_two_workers_arrive_in_order() {
     let dir = std::env::temp_dir();
     // 40 kpps in all: well within what a debug-build sink takes without loss.
     let prof = profile(&dir, &sports, "5kpps", "5k");
-    let sink = start_sink(
-        &bed,
-        &["--workers", "2", "--count", "40k", "--duration", "30s"],
-    );
-    let g = common::gen_raw(&bed, &["--profile", &prof, "--latency"]);
-    assert_eq!(u(&g, &["tx_packets"]), 40_000, "{g}");
-    let r = finish(sink, "sink --workers 2");
-    assert_adds_up(&r);
-    assert_eq!(u(&r, &["rps", "steer", "steered"]), 40_000, "{r}");
-    for w in r["rps"]["softnet"].as_array().expect("rows") {
-        assert_eq!(
-            u(w, &["processed"]),
-            20_000,
-            "4 flows of 5k each per worker: {r}"
-        );
+    // RPS alone, then with RFS (the consuming worker records each flow; no flow moves).
+    for rfs in [false, true] {
+        let mut args = vec!["--workers", "2", "--count", "40k", "--duration", "30s"];
+        if rfs {
+            args.push("--rfs");
+        }
+        let sink = start_sink(&bed, &args);
+        let g = common::gen_raw(&bed, &["--profile", &prof, "--latency"]);
+        assert_eq!(u(&g, &["tx_packets"]), 40_000, "{g}");
+        let r = finish(sink, "sink --workers 2");
+        assert_adds_up(&r);
+        assert_eq!(u(&r, &["rps", "steer", "steered"]), 40_000, "{r}");
+        for w in r["rps"]["softnet"].as_array().expect("rows") {
+            assert_eq!(
+                u(w, &["processed"]),
+                20_000,
+                "4 flows of 5k each per worker: {r}"
+            );
+        }
+        // Every flow is a probe stream of its own: no reordering, nothing lost.
+        assert_eq!(u(&r, &["probes"]), 40_000, "{r}");
+        assert_eq!(u(&r, &["unique"]), 40_000, "{r}");
+        assert_eq!(u(&r, &["reordered"]), 0, "steering reordered a flow: {r}");
+        assert_eq!(u(&r, &["lost"]), 0, "{r}");
+        if rfs {
+            let c = &r["rps"]["steer"]["rfs"];
+            assert_eq!(u(c, &["moves"]), 0, "{r}");
+            assert!(
+                u(c, &["steered_rfs"]) > 0,
+                "the flow table was never used: {r}"
+            );
+        }
     }
-    // Every flow is a probe stream of its own: no reordering, nothing lost.
-    assert_eq!(u(&r, &["probes"]), 40_000, "{r}");
-    assert_eq!(u(&r, &["unique"]), 40_000, "{r}");
-    assert_eq!(u(&r, &["reordered"]), 0, "steering reordered a flow: {r}");
-    assert_eq!(u(&r, &["lost"]), 0, "{r}");
     let _ = std::fs::remove_file(&prof);
 }
 
