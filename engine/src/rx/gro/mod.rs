@@ -426,6 +426,15 @@ fn flush_bit(seg: &Seg) -> Option<Verdict> {
     seg.flush_bit.then_some(Verdict::Flush(Flush::IpFlushBit))
 }
 
+/// The checks TCP and UDP share before their own: the IP flush bit, then the network
+/// header rules. `Ok(fixed_id)` to go on, `Err(verdict)` to flush.
+fn ip_checks<F>(p: &Held<F>, seg: &Seg) -> Result<bool, Verdict> {
+    if let Some(v) = flush_bit(seg) {
+        return Err(v);
+    }
+    network_flush(p, &seg.net).map_err(Verdict::Flush)
+}
+
 /// `inet_gro_flush` / `ipv6_gro_flush` (`include/net/gro.h`, 6.18): IPv4 TTL, TOS and DF
 /// must match the first segment; the IP ID must be the first's plus the segments already
 /// held (incrementing), or, if the second segment repeated the first's ID, stay equal to

@@ -5,7 +5,7 @@
 //! `skb_gro_receive` (`net/core/gro.c`).
 
 use super::parse::{Pass, Seg, Tcp, L4};
-use super::{flush_bit, network_flush, Flush, Held, Limits, Verdict};
+use super::{ip_checks, Flush, Held, Limits, Verdict};
 
 /// The flags byte's place in the flag word: bits 16..24 (byte 13 of the header).
 pub(super) const FLAGS_SHIFT: u32 = 16;
@@ -39,12 +39,9 @@ pub(super) fn verdict<F>(p: &Held<F>, seg: &Seg, t: &Tcp, lim: Limits) -> Verdic
         // Keys carry the protocol, so a UDP packet never matches a TCP segment.
         return Verdict::Flush(Flush::Mismatch);
     };
-    if let Some(v) = flush_bit(seg) {
-        return v;
-    }
-    let fixed_id = match network_flush(p, &seg.net) {
+    let fixed_id = match ip_checks(p, seg) {
         Ok(fixed) => fixed,
-        Err(why) => return Verdict::Flush(why),
+        Err(v) => return v,
     };
     // `flush = flags & TCP_FLAG_CWR`.
     if t.flags & CWR != 0 {

@@ -5,7 +5,7 @@
 //! [`super::parse`].
 
 use super::parse::{Seg, Udp, L4};
-use super::{flush_bit, network_flush, Flush, Held, Limits, Verdict};
+use super::{ip_checks, Flush, Held, Limits, Verdict};
 
 /// `UDP_GRO_CNT_MAX`: a UDP GRO packet is complete at 64 datagrams ("Under small packet
 /// flood GRO count could elsewhere grow a lot leading to excessive truesize values").
@@ -21,12 +21,9 @@ pub(super) fn verdict<F>(p: &Held<F>, seg: &Seg, u: &Udp, lim: Limits) -> Verdic
         // Keys carry the protocol, so a TCP packet never matches a UDP datagram.
         return Verdict::Flush(Flush::Mismatch);
     };
-    if let Some(v) = flush_bit(seg) {
-        return v;
-    }
-    let fixed_id = match network_flush(p, &seg.net) {
+    let fixed_id = match ip_checks(p, seg) {
         Ok(fixed) => fixed,
-        Err(why) => return Verdict::Flush(why),
+        Err(v) => return v,
     };
     if u.ulen > first.ulen {
         return Verdict::Flush(Flush::Mismatch);

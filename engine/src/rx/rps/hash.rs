@@ -1058,6 +1058,77 @@ fn parse_list(s: &str, queue: u32) -> Result<Vec<usize>, RpsMapError> {
     Ok(out)
 }
 
+/// Microsoft "Verifying the RSS Hash Calculation" (also Intel 82599 datasheet
+/// §7.1.2.8.3 "RSS Verification Suite"; DPDK's app/test/test_thash.c carries the same
+/// table): source, source port, destination, destination port, addresses-only hash,
+/// hash with ports, under [`MS_RSS_KEY`].
+pub const RSS_VERIFICATION_VECTORS: [(&str, u16, &str, u16, u32, u32); 8] = [
+    (
+        "66.9.149.187",
+        2794,
+        "161.142.100.80",
+        1766,
+        0x323e8fc2,
+        0x51ccc178,
+    ),
+    (
+        "199.92.111.2",
+        14230,
+        "65.69.140.83",
+        4739,
+        0xd718262a,
+        0xc626b0ea,
+    ),
+    (
+        "24.19.198.95",
+        12898,
+        "12.22.207.184",
+        38024,
+        0xd2d0a5de,
+        0x5c2b394a,
+    ),
+    (
+        "38.27.205.30",
+        48228,
+        "209.142.163.6",
+        2217,
+        0x82989176,
+        0xafc7327f,
+    ),
+    (
+        "153.39.163.191",
+        44251,
+        "202.188.127.2",
+        1303,
+        0x5d1809c5,
+        0x10e828a2,
+    ),
+    (
+        "3ffe:2501:200:1fff::7",
+        2794,
+        "3ffe:2501:200:3::1",
+        1766,
+        0x2cc18cd5,
+        0x40207d3d,
+    ),
+    (
+        "3ffe:501:8::260:97ff:fe40:efab",
+        14230,
+        "ff02::1",
+        4739,
+        0x0f0c461c,
+        0xdde51bbf,
+    ),
+    (
+        "3ffe:1900:4545:3:200:f8ff:fe21:67cf",
+        44251,
+        "fe80::200:f8ff:fe21:67cf",
+        38024,
+        0x4b61e985,
+        0x02d1feef,
+    ),
+];
+
 /// The body of the `flow_key` fuzz target (engine/fuzz): flow-key extraction over
 /// arbitrary bytes never panics, and a key found hashes the same twice, both ways.
 pub fn fuzz_one(data: &[u8]) {
@@ -1081,76 +1152,7 @@ mod tests {
     use proptest::prelude::*;
     use std::net::IpAddr;
 
-    /// Microsoft "Verifying the RSS Hash Calculation" (also Intel 82599 datasheet
-    /// §7.1.2.8.3 "RSS Verification Suite"; DPDK's app/test/test_thash.c carries the same
-    /// table): source, source port, destination, destination port, addresses-only hash,
-    /// hash with ports, under [`MS_RSS_KEY`].
-    const VECTORS: [(&str, u16, &str, u16, u32, u32); 8] = [
-        (
-            "66.9.149.187",
-            2794,
-            "161.142.100.80",
-            1766,
-            0x323e8fc2,
-            0x51ccc178,
-        ),
-        (
-            "199.92.111.2",
-            14230,
-            "65.69.140.83",
-            4739,
-            0xd718262a,
-            0xc626b0ea,
-        ),
-        (
-            "24.19.198.95",
-            12898,
-            "12.22.207.184",
-            38024,
-            0xd2d0a5de,
-            0x5c2b394a,
-        ),
-        (
-            "38.27.205.30",
-            48228,
-            "209.142.163.6",
-            2217,
-            0x82989176,
-            0xafc7327f,
-        ),
-        (
-            "153.39.163.191",
-            44251,
-            "202.188.127.2",
-            1303,
-            0x5d1809c5,
-            0x10e828a2,
-        ),
-        (
-            "3ffe:2501:200:1fff::7",
-            2794,
-            "3ffe:2501:200:3::1",
-            1766,
-            0x2cc18cd5,
-            0x40207d3d,
-        ),
-        (
-            "3ffe:501:8::260:97ff:fe40:efab",
-            14230,
-            "ff02::1",
-            4739,
-            0x0f0c461c,
-            0xdde51bbf,
-        ),
-        (
-            "3ffe:1900:4545:3:200:f8ff:fe21:67cf",
-            44251,
-            "fe80::200:f8ff:fe21:67cf",
-            38024,
-            0x4b61e985,
-            0x02d1feef,
-        ),
-    ];
+    use super::RSS_VERIFICATION_VECTORS as VECTORS;
 
     /// Microsoft's pseudocode, bit by bit: for each input bit from the left, if set XOR in
     /// the key's leftmost 32 bits; shift the key left by one bit.
