@@ -361,7 +361,7 @@ fn gro(c: &mut Criterion) {
             let mut out: Vec<GroPacket<usize>> = Vec::with_capacity(STREAM);
             // Check the merge ratio once, outside the timing.
             for (i, f) in frames.iter().enumerate() {
-                gro.receive(i, f, hash, &mut out);
+                gro.receive(i, f, Some(hash), &mut out);
             }
             gro.flush(&mut out);
             assert_eq!(out.len(), *packets, "{name}: packets out");
@@ -378,7 +378,7 @@ fn gro(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new(*name, verify), |b| {
                 b.iter(|| {
                     for (i, f) in frames.iter().enumerate() {
-                        gro.receive(i, black_box(f), hash, &mut out);
+                        gro.receive(i, black_box(f), Some(hash), &mut out);
                     }
                     gro.flush(&mut out);
                     for pkt in out.drain(..) {

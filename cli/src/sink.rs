@@ -361,7 +361,7 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
     let areas: Vec<_> = queues.iter().map(|q| q.area_shared()).collect();
     let lat_shared = Some(collector.clone());
     // Steering: a fabric of backlog rings from every poller to every worker.
-    let (mut producers, workers, worker_cpus, map) = match steering {
+    let (producers, workers, worker_cpus, map) = match steering {
         Some((cpus, map)) => {
             let (p, w) = fabric(n, cpus.len(), backlog);
             (p, w, cpus, Some(std::sync::Arc::new(map)))
@@ -403,17 +403,18 @@ pub fn run(a: SinkArgs) -> Result<SinkReport> {
         );
     }
     let mut handles = Vec::with_capacity(n);
+    let mut producers = producers.into_iter();
     for (i, mut q) in queues.into_iter().enumerate() {
         let cpu = plan.cpus[i];
         let stop = inner_stop.clone();
         let publ = published[i].clone();
         let mut stage: Box<dyn RxStage + Send> = match &map {
             Some(map) => {
+                let producer = producers.next().context("one backlog producer per queue")?;
                 let rfs = sock_table.as_ref().map(|t| Rfs {
                     sock: t.clone(),
                     dev: DevFlowTable::new(DEFAULT_SOCK_FLOW_ENTRIES, worker_cpus.len()),
                 });
-                let producer = producers.remove(0);
                 Box::new(Steer::new(
                     producer,
                     q.queue_id(),

@@ -283,7 +283,7 @@ fn skiff_gro(input: &[Seg]) -> Vec<Seg> {
     let mut gro: Gro<usize> = Gro::new(GroConfig::default());
     let mut out = Vec::new();
     for (i, s) in input.iter().enumerate() {
-        gro.receive(i, &s.frame, 0, &mut out);
+        gro.receive(i, &s.frame, None, &mut out);
     }
     gro.flush(&mut out);
     let mut frames = Vec::with_capacity(out.len());

@@ -193,36 +193,25 @@ fn symmetric_and_cheap() {
 
 #[test]
 fn errors_are_one_clear_line() {
-    fails_with(
-        &["--src", "10.0.0.1", "--dst", "10.0.0.2", "--sport", "5"],
-        &["--sport and --dport go together"],
-    );
-    fails_with(
-        &["--src", "10.0.0.1", "--dst", "10.0.0.2", "--dport", "5"],
-        &["--sport and --dport go together"],
-    );
+    let v4 = ["--src", "10.0.0.1", "--dst", "10.0.0.2"];
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["--sport", "5"], &["--sport and --dport go together"]),
+        (&["--dport", "5"], &["--sport and --dport go together"]),
+        (&["--key", "6d:5a:56"], &["3 bytes", "40 to 64 bytes"]),
+        (&["--key", "6d:5g"], &["not a hex digit"]),
+        (&["--workers", "0"], &["--workers"]),
+        (
+            &["--hash", "cheap", "--key", "00"],
+            &["--key applies to --hash toeplitz only"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = v4.to_vec();
+        args.extend_from_slice(extra);
+        fails_with(&args, want);
+    }
     fails_with(
         &["--src", "10.0.0.1", "--dst", "::1"],
         &["different families"],
-    );
-    fails_with(
-        &[
-            "--src", "10.0.0.1", "--dst", "10.0.0.2", "--key", "6d:5a:56",
-        ],
-        &["3 bytes", "40 to 64 bytes"],
-    );
-    fails_with(
-        &["--src", "10.0.0.1", "--dst", "10.0.0.2", "--key", "6d:5g"],
-        &["not a hex digit"],
-    );
-    fails_with(
-        &["--src", "10.0.0.1", "--dst", "10.0.0.2", "--workers", "0"],
-        &["--workers"],
-    );
-    fails_with(
-        &[
-            "--src", "10.0.0.1", "--dst", "10.0.0.2", "--hash", "cheap", "--key", "00",
-        ],
-        &["--key applies to --hash toeplitz only"],
     );
 }

@@ -26,8 +26,8 @@ pub struct Rx {
     pub src: u16,
     /// The frame.
     pub frame: Frame,
-    /// Its flow hash (RPS computed it; GRO's bucket), 0 if none was computed.
-    pub hash: u32,
+    /// Its flow hash, when RPS computed one (GRO's bucket; RFS's key).
+    pub hash: Option<u32>,
 }
 
 /// The per-thread consumer: classification counters, probes, GRO, capture.
@@ -81,16 +81,24 @@ impl Consumer {
             .map_or(&[], |a| a.bytes(&rx.frame))
     }
 
-    /// Consumes a batch taken from the rings together (one clock read for its probes).
-    /// `release` takes back every frame the consumer is done with, now or at a later
-    /// call.
-    pub fn consume(&mut self, batch: impl IntoIterator<Item = Rx>, release: &mut impl FnMut(Rx)) {
+    /// Consumes (drains) a batch taken from the rings together: one clock read for its
+    /// probes, one capture call for its frames. `release` takes back every frame the
+    /// consumer is done with, now or at a later call.
+    pub fn consume(&mut self, batch: &mut Vec<Rx>, release: &mut impl FnMut(Rx)) {
         let rx_ns = if self.lat.is_some() {
             monotonic_ns()
         } else {
             0
         };
-        for rx in batch {
+        // Without GRO the frames are captured as they came; with it, as GRO delivers them.
+        if let (Some(t), None) = (&self.tap, &self.gro) {
+            if t.wants_more() {
+                let ts = wall_ns();
+                let areas = &self.areas;
+                let _ = t.offer_batch(batch.iter().map(|rx| (ts, Self::bytes(areas, rx))));
+            }
+        }
+        for rx in batch.drain(..) {
             let bytes = Self::bytes(&self.areas, &rx);
             let c = &mut self.counters;
             match wire::classify(bytes) {
@@ -114,14 +122,7 @@ impl Consumer {
                     let hash = rx.hash;
                     g.receive_with(rx, &self.areas[..], Self::bytes, hash, &mut self.out);
                 }
-                None => {
-                    if let Some(t) = &self.tap {
-                        if t.wants_more() {
-                            let _ = t.offer_batch(std::iter::once((wall_ns(), bytes)));
-                        }
-                    }
-                    release(rx);
-                }
+                None => release(rx),
             }
         }
         if let (Some(l), false) = (&self.lat, self.found.is_empty()) {
@@ -169,8 +170,11 @@ impl Consumer {
                             let _ = t.offer_batch(std::iter::once((ts, &self.scratch[..])));
                         }
                     }
-                    for rx in m.into_frames() {
-                        release(rx);
+                    // GRO keeps the packet's frame vector for the next merge: no
+                    // allocation per packet.
+                    match &mut self.gro {
+                        Some(g) => g.release(m, &mut *release),
+                        None => m.into_frames().into_iter().for_each(&mut *release),
                     }
                 }
             }

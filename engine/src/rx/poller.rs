@@ -15,7 +15,6 @@ use crate::{
     rx::{
         consume::{Consumer, Rx},
         gro::GroCounters,
-        rps::hash::FlowHasher,
     },
     stats::{Published, RxCounters},
     sys::Frame,
@@ -107,18 +106,15 @@ pub trait RxStage {
 pub struct Local {
     /// The consumer.
     pub consumer: Consumer,
-    hasher: Option<FlowHasher>,
     items: Vec<Rx>,
     done: Vec<Frame>,
 }
 
 impl Local {
-    /// A local stage around `consumer`; GRO, if on, gets a cheap flow hash for its buckets.
+    /// A local stage around `consumer` (queue 0 of its area list).
     pub fn new(consumer: Consumer) -> Self {
-        let hasher = consumer.gro_counters().map(|_| FlowHasher::cheap());
         Local {
             consumer,
-            hasher,
             items: Vec::new(),
             done: Vec::new(),
         }
@@ -127,21 +123,15 @@ impl Local {
 
 impl RxStage for Local {
     fn batch(&mut self, q: &mut XskQueue, batch: &mut Vec<Frame>) {
-        let area = q.area();
-        let hasher = self.hasher.as_ref();
-        self.items.extend(batch.drain(..).map(|frame| {
-            let h = hasher
-                .and_then(|h| h.hash_frame(area.bytes(&frame)))
-                .unwrap_or(0);
-            Rx {
-                src: 0,
-                frame,
-                hash: h,
-            }
+        // No flow hash here: GRO, if on, hashes the flow key it parses.
+        self.items.extend(batch.drain(..).map(|frame| Rx {
+            src: 0,
+            frame,
+            hash: None,
         }));
         let done = &mut self.done;
         self.consumer
-            .consume(self.items.drain(..), &mut |rx: Rx| done.push(rx.frame));
+            .consume(&mut self.items, &mut |rx: Rx| done.push(rx.frame));
         q.recycle(&mut self.done);
     }
     fn end_round(&mut self, q: &mut XskQueue) {

@@ -138,7 +138,7 @@ impl RxStage for Steer {
             let rx = Rx {
                 src: self.src,
                 frame,
-                hash,
+                hash: Some(hash),
             };
             match self.producer.enqueue(worker, rx, hash) {
                 Enqueue::Queued => {
@@ -232,6 +232,7 @@ pub fn run_worker(
 ) -> WorkerCounters {
     w.register_thread();
     let me = w.id();
+    let mut one = Vec::with_capacity(1);
     let snapshot = |w: &Worker<Rx>, consumer: &Consumer| WorkerCounters {
         softnet: w.stats().worker(me),
         classes: consumer.counters,
@@ -241,13 +242,16 @@ pub fn run_worker(
         let mut done = 0usize;
         loop {
             let n = w.drain(|_, rx, ret| {
-                if let Some(t) = rfs {
-                    t.record(rx.hash, me);
+                if let (Some(t), Some(h)) = (rfs, rx.hash) {
+                    t.record(h, me);
                 }
                 if cfg.work_ns > 0 {
                     spin(cfg.work_ns);
                 }
-                consumer.consume(std::iter::once(rx), &mut |r: Rx| {
+                // Processed inside the drain: a backlog's head (what RFS waits for) only
+                // advances past frames already consumed.
+                one.push(rx);
+                consumer.consume(&mut one, &mut |r: Rx| {
                     let _ = ret.give_back(r.src as usize, r);
                 });
             });

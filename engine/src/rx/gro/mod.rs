@@ -45,7 +45,7 @@
 //! - The flow lookup compares against every held packet, not only those of the hashed
 //!   bucket, so a caller's inconsistent hash cannot split a flow (with a consistent hash
 //!   the result is the kernel's). `hash` only places new packets and picks which bucket
-//!   is full.
+//!   is full; without one, GRO hashes the key it parsed.
 //! - [`Gro::flush`] completes the held packets oldest first across buckets (the kernel
 //!   walks bucket by bucket); a flow has at most one held packet, so no flow's order
 //!   differs. There is no jiffies-based `flush_old`.
@@ -539,13 +539,20 @@ impl<F> Gro<F> {
     }
 
     /// One received frame (`bytes` are its Ethernet frame). `hash` is the flow hash the
-    /// caller already computed; it picks the bucket (`skb_get_hash_raw(skb) &
+    /// caller already computed (RPS); it picks the bucket (`skb_get_hash_raw(skb) &
     /// (GRO_HASH_BUCKETS - 1)`, here modulo `buckets`). Any value is correct; a consistent
-    /// one per flow gives the kernel's bucket-full behaviour.
+    /// one per flow gives the kernel's bucket-full behaviour. `None`: GRO hashes the flow
+    /// key it parses anyway, so a caller without a hash does not parse the frame twice.
     ///
     /// Packets that are complete (merged packets that ended, frames passed through) are
     /// pushed to `out` in an order that never reorders a flow.
-    pub fn receive(&mut self, frame: F, bytes: &[u8], hash: u32, out: &mut Vec<GroPacket<F>>) {
+    pub fn receive(
+        &mut self,
+        frame: F,
+        bytes: &[u8],
+        hash: Option<u32>,
+        out: &mut Vec<GroPacket<F>>,
+    ) {
         let parsed = parse::parse(bytes, self.pcfg);
         let hdr = match &parsed {
             Ok(seg) => bytes.get(..seg.hdr_len).unwrap_or(&[]),
@@ -563,7 +570,7 @@ impl<F> Gro<F> {
         frame: F,
         ctx: &C,
         bytes_of: impl for<'b> Fn(&'b C, &'b F) -> &'b [u8],
-        hash: u32,
+        hash: Option<u32>,
         out: &mut Vec<GroPacket<F>>,
     ) {
         let mut hdr = [0u8; MAX_HDR];
@@ -590,7 +597,7 @@ impl<F> Gro<F> {
         frame: F,
         parsed: Result<Seg, Pass>,
         hdr: &[u8],
-        hash: u32,
+        hash: Option<u32>,
         out: &mut Vec<GroPacket<F>>,
     ) {
         self.counters.received += 1;
@@ -717,7 +724,15 @@ impl<F> Gro<F> {
 
     /// Starts a packet with `frame` in bucket `hash % buckets`, completing that bucket's
     /// oldest packet first if it is full (`gro_flush_oldest`).
-    fn hold(&mut self, frame: F, hdr_in: &[u8], seg: &Seg, hash: u32, out: &mut Vec<GroPacket<F>>) {
+    fn hold(
+        &mut self,
+        frame: F,
+        hdr_in: &[u8],
+        seg: &Seg,
+        hash: Option<u32>,
+        out: &mut Vec<GroPacket<F>>,
+    ) {
+        let hash = hash.unwrap_or_else(|| seg.key.bucket_hash());
         let bucket = hash as usize % self.cfg.buckets;
         if self.bucket_len.get(bucket).copied().unwrap_or(0) >= self.cfg.per_bucket {
             let oldest = self
@@ -881,7 +896,7 @@ pub fn fuzz_one(data: &[u8]) {
         let (frame, next) = tail.split_at(len);
         rest = next;
         frames.push(frame);
-        gro.receive(frames.len() - 1, frame, u32::from(*hash), &mut out);
+        gro.receive(frames.len() - 1, frame, Some(u32::from(*hash)), &mut out);
         if step & 1 != 0 {
             gro.flush(&mut out);
         }

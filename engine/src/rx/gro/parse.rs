@@ -163,6 +163,20 @@ pub(super) struct FlowKey {
     pub l2: [u8; MAX_L2],
 }
 
+impl FlowKey {
+    /// A bucket hash from the parsed key, for callers with no flow hash of their own
+    /// (no RPS in front): the ports and addresses folded into 32 bits and mixed by a
+    /// multiply (Knuth's 2^32/phi), so flows spread over the buckets.
+    pub fn bucket_hash(&self) -> u32 {
+        let mut h = self.ports ^ u32::from(self.proto) ^ self.flow;
+        for w in self.addrs.chunks_exact(4) {
+            h ^= u32::from_ne_bytes([w[0], w[1], w[2], w[3]]);
+        }
+        // 2^32 / golden ratio: a multiply spreads every input bit into the high bits.
+        h.wrapping_mul(0x9e37_79b9).rotate_left(16)
+    }
+}
+
 /// The IP fields that may differ inside a flow but force a flush when they do
 /// (`inet_gro_flush` / `ipv6_gro_flush`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

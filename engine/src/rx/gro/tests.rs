@@ -56,7 +56,7 @@ fn run_with(
     let mut gro: Gro<usize> = Gro::new(cfg);
     let mut raw = Vec::new();
     for (i, f) in frames.iter().enumerate() {
-        gro.receive(i, f, hash(i), &mut raw);
+        gro.receive(i, f, Some(hash(i)), &mut raw);
         invariants(&gro);
     }
     gro.flush(&mut raw);
@@ -587,7 +587,7 @@ fn receive_with_reads_through_the_handle() {
     let mut gro: Gro<usize> = Gro::new(GroConfig::default());
     let mut out = Vec::new();
     for i in 0..frames.len() {
-        gro.receive_with(i, &frames[..], |fs, &f| fs[f].as_slice(), 0, &mut out);
+        gro.receive_with(i, &frames[..], |fs, &f| fs[f].as_slice(), Some(0), &mut out);
     }
     gro.flush(&mut out);
     assert!(matches!(&out[..], [GroPacket::Merged(m)] if m.segs() == 3));
@@ -598,7 +598,7 @@ fn single_segment_is_emitted_untouched() {
     let frames = build(&full(1));
     let mut gro: Gro<usize> = Gro::new(GroConfig::default());
     let mut out = Vec::new();
-    gro.receive(0, &frames[0], 0, &mut out);
+    gro.receive(0, &frames[0], Some(0), &mut out);
     assert!(out.is_empty());
     assert_eq!(gro.held_frames(), 1);
     gro.flush(&mut out);
@@ -794,7 +794,7 @@ fn merged_accessors_and_recycling() {
     let mut gro: Gro<usize> = Gro::new(GroConfig::default());
     let mut out = Vec::new();
     for (i, f) in frames.iter().enumerate() {
-        gro.receive(i, f, 0, &mut out);
+        gro.receive(i, f, Some(0), &mut out);
     }
     let Some(GroPacket::Merged(m)) = out.pop() else {
         panic!("merged at the short segment")
@@ -928,7 +928,7 @@ proptest! {
         let mut gro: Gro<usize> = Gro::new(cfg);
         let mut raw = Vec::new();
         for (i, (f, st)) in frames.iter().zip(&steps).enumerate() {
-            gro.receive(i, f, st.hash, &mut raw);
+            gro.receive(i, f, Some(st.hash), &mut raw);
             invariants(&gro);
             if st.flush {
                 gro.flush(&mut raw);
@@ -1049,7 +1049,7 @@ fn throughput() {
         let start = std::time::Instant::now();
         for _ in 0..rounds {
             for (i, f) in frames.iter().enumerate() {
-                gro.receive(i, f, 7, &mut out);
+                gro.receive(i, f, Some(7), &mut out);
                 for p in out.drain(..) {
                     if let GroPacket::Merged(m) = p {
                         gro.release(m, |_| {});
@@ -1062,4 +1062,24 @@ fn throughput() {
         let per = start.elapsed().as_nanos() as f64 / (rounds * frames.len()) as f64;
         println!("verify_checksums={verify}: {per:.1} ns per 1448-byte segment");
     }
+}
+
+/// Without a caller's hash, GRO buckets flows by the key it parsed: 64 flows that differ
+/// only in a source port use every one of the 8 buckets.
+#[test]
+fn own_bucket_hash_spreads_flows() {
+    let mut used = [false; 8];
+    for sport in 0u32..64 {
+        let key = parse::FlowKey {
+            ports: (40_000 + sport) << 16 | 9000,
+            addrs: [0; 32],
+            flow: 0,
+            proto: crate::wire::IPPROTO_TCP,
+            v6: false,
+            l2_len: 14,
+            l2: [0; parse::MAX_L2],
+        };
+        used[key.bucket_hash() as usize % 8] = true;
+    }
+    assert!(used.iter().all(|&u| u), "{used:?}");
 }
