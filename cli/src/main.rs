@@ -18,6 +18,7 @@ mod profile;
 mod reflect;
 mod sink;
 mod stream;
+mod tcp;
 mod testbed;
 
 use clap::{Parser, Subcommand};
@@ -56,8 +57,12 @@ enum Cmd {
     Bench(bench::BenchCmd),
     /// Flow hash of one flow (Toeplitz RSS or cheap), the worker RPS steers it to, its RSS queue.
     Hash(hash::HashArgs),
-    /// Random loss on an interface's ingress, in XDP (netem's loss where sch_netem is missing).
+    /// Random loss and reordering on an interface's ingress (XDP) or egress (tcx), for tests
+    /// (netem's loss and reorder where sch_netem is missing).
     Impair(impair::ImpairArgs),
+    /// Userspace TCP over AF_XDP: bulk transfers like iperf (send to / receive from any TCP).
+    #[command(subcommand)]
+    Tcp(tcp::TcpCmd),
 }
 
 fn main() {
@@ -116,6 +121,7 @@ fn main() {
             }
             Ok(())
         }),
+        Cmd::Tcp(c) => tcp::run(c),
     };
     if let Err(e) = result {
         eprintln!("skiff: error: {e:#}");

@@ -101,6 +101,8 @@ pub struct UmemArea {
     umem: Umem,
     data_room: usize,
     id: AreaId,
+    frame_size: u32,
+    frames: u32,
 }
 
 /// A failed system call, with its name: the error type of this module.
@@ -160,6 +162,8 @@ impl UmemArea {
                 umem,
                 data_room,
                 id,
+                frame_size: g.frame_size,
+                frames: g.frames,
             },
             frames,
         ))
@@ -173,6 +177,22 @@ impl UmemArea {
     /// The area's identity.
     pub fn id(&self) -> AreaId {
         self.id
+    }
+
+    /// Frames in the area.
+    pub fn frame_count(&self) -> u32 {
+        self.frames
+    }
+
+    /// The frame's index in the area, `0..frame_count()`: its address divided by the frame
+    /// size (in aligned mode the data address lies inside its frame). None for a frame of
+    /// another area.
+    #[inline]
+    pub fn frame_index(&self, frame: &Frame) -> Option<u32> {
+        if frame.1 != self.id {
+            return None;
+        }
+        Some((frame.0.addr() / self.frame_size as usize) as u32)
     }
 
     /// The packet bytes of a frame userspace owns (empty for a frame of another area).

@@ -7,8 +7,12 @@
 //! the qdisc), and [`run_tx`], one fixed frame as fast as possible: the data path's
 //! reference loop, kept as the benchmark baseline (`skiff gen --fixed-frame`).
 
+pub mod gso;
+pub mod ip;
+pub mod neigh;
 pub mod qdisc;
 pub mod reclaim;
+pub mod tcp;
 pub mod xmit;
 
 use std::{

@@ -6,7 +6,9 @@
 //! happens per received frame, so [`classify`] reads fixed offsets with bounds checks
 //! and returns a reason instead of panicking on anything the wire brings.
 
+pub mod arp;
 pub mod checksum;
+pub mod tcp;
 pub mod template;
 pub mod udp;
 

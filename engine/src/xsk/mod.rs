@@ -444,6 +444,22 @@ impl<R: Rings> XskQueue<R> {
         n
     }
 
+    /// Moves up to `max` completed TX frames to `out` instead of the pool: for callers that
+    /// keep some of them (TCP's retransmit queue holds a frame until its data is ACKed).
+    /// Returns how many.
+    #[inline]
+    pub fn reclaim_to(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
+        let n = self.sock.complete(out, max);
+        self.kernel_tx -= n as u64;
+        self.app += n as u64;
+        n
+    }
+
+    /// Frames in the free pool.
+    pub fn free_len(&self) -> usize {
+        self.free.len()
+    }
+
     /// Frames given to the kernel for TX and not yet completed.
     pub fn tx_outstanding(&self) -> u64 {
         self.kernel_tx

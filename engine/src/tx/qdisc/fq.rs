@@ -97,6 +97,8 @@ pub(crate) struct Fq<P> {
     qlen: usize,
     maxrate: Option<Rate>,
     flow_rates: Vec<(u32, Rate)>,
+    /// Rates are set per flow at run time ([`Fq::set_flow_rate`]).
+    dynamic_rates: bool,
 }
 
 impl<P: QPacket> Fq<P> {
@@ -122,12 +124,24 @@ impl<P: QPacket> Fq<P> {
             qlen: 0,
             maxrate,
             flow_rates,
+            dynamic_rates: false,
         }
     }
 
     /// Whether any flow is paced (then the qdisc is not work-conserving).
     pub(crate) fn is_paced(&self) -> bool {
-        self.maxrate.is_some() || !self.flow_rates.is_empty()
+        self.maxrate.is_some() || !self.flow_rates.is_empty() || self.dynamic_rates
+    }
+
+    /// Sets (or clears) one flow's pacing rate from now on, as TCP updates
+    /// `sk_pacing_rate` and fq reads it for every packet (`fq_dequeue`). The flow's next
+    /// departure already scheduled stands.
+    pub(crate) fn set_flow_rate(&mut self, key: u32, rate: Option<Rate>, now_ns: u64) {
+        self.dynamic_rates = true;
+        let idx = self.flow_index(key, now_ns);
+        if let Some(f) = self.flows.get_mut(idx as usize) {
+            f.rate = rate.or(self.maxrate);
+        }
     }
 
     /// The index of `key`'s flow, creating it (an allocation, once per flow) if new.

@@ -371,6 +371,14 @@ impl<P: QPacket> Qdisc<P> {
         }
     }
 
+    /// Sets one flow's pacing rate (fq only; the others ignore it): TCP's
+    /// `sk_pacing_rate`, updated as cwnd and RTT change.
+    pub fn set_flow_rate(&mut self, key: u32, rate: Option<Rate>, now_ns: u64) {
+        if let Kind::Fq(q) = &mut self.kind {
+            q.set_flow_rate(key, rate, now_ns);
+        }
+    }
+
     /// Queues `p` at time `now_ns`. `Err(p)`: dropped (a limit was reached, or see
     /// [`QdiscStats::dropped`]); counted, and the caller frees the frame.
     pub fn enqueue(&mut self, p: P, now_ns: u64) -> Result<(), P> {

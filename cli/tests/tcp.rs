@@ -1,0 +1,191 @@
+//! skiff's userspace TCP against the Linux kernel's TCP (privileged, veth).
+//!
+//! skiff runs on side a of a testbed (AF_XDP, its XDP program taking every frame, ARP
+//! included); the kernel's TCP runs in namespace b through `tests/common/tcp_peer.py`,
+//! which checks the pattern (byte i of each stream is i mod 251) or sends it. Every run is
+//! bounded (`timeout` on the peer, `--timeout` on skiff) and the testbed always comes down.
+
+mod common;
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{json_of, start_ready, u, Bed};
+use serde_json::Value;
+
+/// 1 GiB: the transfer size.
+const GIB: u64 = 1 << 30;
+
+fn peer_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/common/tcp_peer.py")
+}
+
+/// `tcp_peer.py ARGS` in namespace b, bounded by `secs`.
+fn peer(bed: &Bed, secs: u32, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &bed.ns_b(), "timeout", &secs.to_string(), "python3"])
+        .arg(peer_script())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Starts the kernel server and waits until it listens.
+fn start_server(bed: &Bed, secs: u32, port: u16, bytes: u64, conns: u32) -> Child {
+    let ready = std::env::temp_dir().join(format!("{}.tcp-server.ready", bed.name));
+    let _ = std::fs::remove_file(&ready);
+    let mut child = peer(
+        bed,
+        secs,
+        &[
+            "server",
+            "--port",
+            &port.to_string(),
+            "--expect-bytes",
+            &bytes.to_string(),
+            "--conns",
+            &conns.to_string(),
+            "--ready-file",
+            &ready.to_string_lossy(),
+        ],
+    )
+    .spawn()
+    .expect("spawn python3 (deploy/setup.sh installs it)");
+    let start = Instant::now();
+    while !ready.exists() {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            let out = child.wait_with_output().expect("output");
+            panic!("kernel server exited early ({st}): {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "kernel server not listening in 15 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_file(&ready);
+    child
+}
+
+fn peer_json(out: Output, who: &str) -> Value {
+    assert!(
+        out.status.success(),
+        "{who} failed ({}): stdout {} stderr {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{who}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// skiff tcp send from a to the kernel in b.
+fn skiff_send(bed: &Bed, port: u16, bytes: u64, conns: u32, extra: &[&str]) -> Value {
+    let ifname = bed.if_a();
+    let dst = format!("198.18.0.2:{port}");
+    let b = bytes.to_string();
+    let k = conns.to_string();
+    let mut args = vec![
+        "tcp", "send", "--iface", &ifname, "--dst", &dst, "--bytes", &b, "--conns", &k, "--json",
+        "--quiet", "--timeout", "240s",
+    ];
+    args.extend_from_slice(extra);
+    let out = bed.cmd('a', &args).output().expect("skiff tcp send");
+    json_of(&out, "skiff tcp send")
+}
+
+fn print_summary(who: &str, v: &Value) {
+    eprintln!(
+        "{who}: {} B in {:.3} s = {:.1} Mbit/s, retrans {}, rtt p50 {} µs p99 {} µs",
+        u(v, &["bytes"]),
+        v["elapsed_s"].as_f64().unwrap_or(0.0),
+        v["goodput_bps"].as_f64().unwrap_or(0.0) / 1e6,
+        u(v, &["retrans_segs"]),
+        u(v, &["rtt", "p50_us"]),
+        u(v, &["rtt", "p99_us"]),
+    );
+}
+
+fn send_to_kernel(tag: &str, bytes: u64, conns: u32, impair: Option<&[&str]>) -> (Value, Value) {
+    let _g = common::serial();
+    let bed = Bed::up(tag, 1);
+    let port = 5001;
+    let server = start_server(&bed, 280, port, bytes, conns);
+    let imp = impair.map(|extra| {
+        let ifname = bed.if_b();
+        let mut args = vec!["impair", "--iface", ifname.as_str(), "--duration", "250s", "--json"];
+        args.extend_from_slice(extra);
+        bed.cmd('b', &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("skiff impair")
+    });
+    if imp.is_some() {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let sent = skiff_send(&bed, port, bytes, conns, &[]);
+    let srv = peer_json(server.wait_with_output().expect("server"), "kernel server");
+    if let Some(mut c) = imp {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    print_summary("skiff send", &sent);
+    eprintln!("kernel server: {}", srv);
+    (sent, srv)
+}
+
+fn assert_exact(sent: &Value, srv: &Value, bytes: u64, conns: u32) {
+    assert_eq!(u(sent, &["conns_completed"]), conns as u64, "skiff: {sent}");
+    assert_eq!(u(sent, &["bytes"]), bytes * conns as u64);
+    assert_eq!(srv["ok"], Value::Bool(true), "kernel server: {srv}");
+    assert_eq!(u(srv, &["total_bytes"]), bytes * conns as u64, "kernel server: {srv}");
+}
+
+#[test]
+fn skiff_sends_1gib_to_kernel_server() {
+    let (sent, srv) = send_to_kernel("ts", GIB, 1, None);
+    assert_exact(&sent, &srv, GIB, 1);
+}
+
+#[test]
+fn kernel_client_sends_1gib_to_skiff_recv() {
+    let _g = common::serial();
+    let bed = Bed::up("tr", 1);
+    let ifname = bed.if_a();
+    let bytes = GIB.to_string();
+    let recv = start_ready(
+        &bed,
+        'a',
+        &[
+            "tcp", "recv", "--iface", &ifname, "--listen", "5002", "--expect-bytes", &bytes,
+            "--json", "--quiet", "--timeout", "240s",
+        ],
+        "tcp-recv",
+    );
+    let client = peer(&bed, 250, &["client", "--dst", "198.18.0.1", "--port", "5002", "--bytes", &bytes])
+        .output()
+        .expect("kernel client");
+    let cl = peer_json(client, "kernel client");
+    let r = common::finish(recv, "skiff tcp recv");
+    print_summary("skiff recv", &r);
+    eprintln!("kernel client: {cl}");
+    assert_eq!(u(&r, &["bytes"]), GIB);
+    assert_eq!(r["all_ok"], Value::Bool(true), "{r}");
+    assert_eq!(r["conns"][0]["pattern_ok"], Value::Bool(true));
+}
+
+#[test]
+fn skiff_sends_1gib_through_1pct_loss() {
+    let (sent, srv) = send_to_kernel("tl", GIB, 1, Some(&["--loss", "1"]));
+    assert_exact(&sent, &srv, GIB, 1);
+    assert!(u(&sent, &["retrans_segs"]) > 0, "1% loss must cause retransmissions: {sent}");
+}
+
+#[test]
+fn thousand_connections_to_kernel_server() {
+    let (sent, srv) = send_to_kernel("tk", 64 << 10, 1000, None);
+    assert_exact(&sent, &srv, 64 << 10, 1000);
+}

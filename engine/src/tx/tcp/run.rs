@@ -1,0 +1,229 @@
+//! The TCP poller: one thread per queue doing, each round, what the kernel splits between
+//! softirqs and the socket calls: reclaim completions (back to the pool, or parked for
+//! the retransmit queue), top up the fill ring, take received frames into the stack, let
+//! the application read and write, run timers and output, and move the stack's frames
+//! through the qdisc (fq with per-connection pacing) onto the TX ring with one kick per
+//! batch.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use super::stack::{Stack, TxFrame};
+use crate::{
+    sys::{monotonic_ns, Frame},
+    tx::qdisc::{Qdisc, QdiscStats},
+    xsk::XskQueue,
+};
+
+/// What the application does each round, from inside the poller.
+pub trait TcpApp {
+    /// Called once per round after input; reads and writes through `stack`. Returns false
+    /// when the application is done (the loop then drains and returns).
+    fn on_round(&mut self, stack: &mut Stack, now: Instant) -> bool;
+}
+
+/// Poller settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpRunConfig {
+    /// Frames taken from the RX ring and put on the TX ring per round at most: 64, the
+    /// NAPI weight (and the qdisc's dequeue quota, `weight_p`).
+    pub batch: usize,
+    /// Frames kept in the fill ring: 2048, the ring's size.
+    pub fill_target: u32,
+    /// Completions reclaimed per round at most: the completion ring's size, 2048.
+    pub reclaim_max: usize,
+    /// Longest sleep when idle: 1 ms, so timers (delayed ACK 40 ms, RTO ≥ 200 ms) fire
+    /// within 1 ms of their time.
+    pub idle_max: Duration,
+    /// Hard stop.
+    pub deadline: Option<Instant>,
+}
+
+impl Default for TcpRunConfig {
+    fn default() -> Self {
+        TcpRunConfig {
+            batch: 64,
+            fill_target: 2048,
+            reclaim_max: 2048,
+            idle_max: Duration::from_millis(1),
+            deadline: None,
+        }
+    }
+}
+
+/// The poller's own counters.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct TcpRunCounters {
+    /// Rounds.
+    pub rounds: u64,
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames put on the TX ring.
+    pub tx_frames: u64,
+    /// TX kicks.
+    pub tx_kicks: u64,
+    /// Rounds the TX ring was full.
+    pub tx_ring_full: u64,
+    /// Frames the qdisc refused (freed).
+    pub qdisc_drops: u64,
+    /// Completions reclaimed.
+    pub completed: u64,
+    /// Idle waits.
+    pub idle_waits: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TcpRunReport {
+    /// Poller counters.
+    pub poller: TcpRunCounters,
+    /// The qdisc's counters.
+    pub qdisc: QdiscStats,
+    /// Seconds the loop ran.
+    pub elapsed_s: f64,
+}
+
+/// Runs the poller until the application is done, `stop` is set or the deadline passes.
+/// Frames still in flight at the end are drained from the completion ring (500 ms at
+/// most); everything goes back to the stack's pool.
+pub fn run_tcp(
+    q: &mut XskQueue,
+    stack: &mut Stack,
+    qdisc: &mut Qdisc<TxFrame>,
+    app: &mut dyn TcpApp,
+    cfg: &TcpRunConfig,
+    stop: &AtomicBool,
+) -> TcpRunReport {
+    let start = Instant::now();
+    let origin_ns = monotonic_ns();
+    let mut c = TcpRunCounters::default();
+    let mut rx: Vec<Frame> = Vec::with_capacity(cfg.batch);
+    let mut comp: Vec<Frame> = Vec::with_capacity(cfg.reclaim_max);
+    let mut out: Vec<TxFrame> = Vec::new();
+    let mut batch: Vec<TxFrame> = Vec::with_capacity(cfg.batch);
+    let mut frames: Vec<Frame> = Vec::with_capacity(cfg.batch);
+    let mut rates: Vec<u64> = Vec::new();
+    let mut app_running = true;
+    loop {
+        c.rounds += 1;
+        let now_ns = monotonic_ns().saturating_sub(origin_ns);
+        let now = Instant::now();
+        stack.set_now(monotonic_ns() / 1000);
+        if stop.load(Ordering::Relaxed) || cfg.deadline.is_some_and(|d| now >= d) || !app_running {
+            break;
+        }
+        let mut work = false;
+        // Completions.
+        let n = q.reclaim_to(&mut comp, cfg.reclaim_max);
+        if n > 0 {
+            c.completed += n as u64;
+            stack.completed(&mut comp);
+            work = true;
+        }
+        // Fill ring: hand the socket frames from the stack's pool, keep it topped up.
+        let pool = stack.pool_mut();
+        if q.free_len() < cfg.batch && pool.len() > cfg.batch {
+            let take = cfg.batch * 4;
+            let mut give: Vec<Frame> = pool.drain(pool.len().saturating_sub(take)..).collect();
+            q.release(&mut give);
+            pool.append(&mut give);
+        }
+        q.refill(cfg.fill_target);
+        // Input.
+        let got = q.recv(&mut rx, cfg.batch);
+        if got > 0 {
+            c.rx_frames += got as u64;
+            work = true;
+            for f in rx.drain(..) {
+                stack.input(f);
+            }
+        }
+        // The application.
+        app_running = app.on_round(stack, now);
+        // Timers and output.
+        stack.poll();
+        stack.drain_out(&mut out);
+        for p in out.drain(..) {
+            let flow = p.flow as usize;
+            if let Some(r) = p.rate {
+                if rates.len() <= flow && flow < (1 << 20) {
+                    rates.resize(flow + 1, 0);
+                }
+                if let Some(slot) = rates.get_mut(flow) {
+                    if *slot != r {
+                        *slot = r;
+                        qdisc.set_flow_rate(p.flow, p.qdisc_rate(), now_ns);
+                    }
+                }
+            }
+            if let Err(p) = qdisc.enqueue(p, now_ns) {
+                c.qdisc_drops += 1;
+                stack.dropped(p.frame);
+            }
+        }
+        // The qdisc onto the ring.
+        qdisc.dequeue_batch(now_ns, cfg.batch, &mut batch);
+        if !batch.is_empty() {
+            work = true;
+            let flows: Vec<(u32, Option<u64>)> = batch.iter().map(|p| (p.flow, p.rate)).collect();
+            frames.extend(batch.drain(..).map(|p| p.frame));
+            let before = frames.len();
+            let (sent, kicked) = q.send(&mut frames);
+            c.tx_frames += sent as u64;
+            c.tx_kicks += u64::from(kicked);
+            if sent < before {
+                c.tx_ring_full += 1;
+                let mut rest: Vec<TxFrame> = frames
+                    .drain(..)
+                    .zip(flows[sent..].iter())
+                    .map(|(frame, &(flow, rate))| TxFrame { frame, flow, rate })
+                    .collect();
+                qdisc.requeue(&mut rest);
+            }
+        } else {
+            q.kick_if_needed();
+        }
+        if !work {
+            c.idle_waits += 1;
+            // Sleep until the next timer or qdisc event, at most idle_max, waking on RX.
+            let next_q = qdisc
+                .next_event_ns(now_ns)
+                .map(|t| Duration::from_nanos(t.saturating_sub(now_ns)));
+            let next_t = stack
+                .next_timer()
+                .map(|t| Duration::from_micros(t.saturating_sub(monotonic_ns() / 1000)));
+            let wait = [Some(cfg.idle_max), next_q, next_t]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(cfg.idle_max);
+            if wait >= Duration::from_millis(1) && q.tx_outstanding() == 0 {
+                let _ = q.poll_rx(wait.as_millis().min(i32::MAX as u128) as i32);
+            } else if !wait.is_zero() {
+                std::thread::yield_now();
+            }
+        }
+    }
+    // Drain: frames still queued go back, completions are awaited briefly.
+    let mut rest = Vec::new();
+    qdisc.drain(&mut rest);
+    for p in rest {
+        stack.dropped(p.frame);
+    }
+    let drain_start = Instant::now();
+    while q.tx_outstanding() > 0 && drain_start.elapsed() < Duration::from_millis(500) {
+        q.kick_if_needed();
+        if q.reclaim_to(&mut comp, cfg.reclaim_max) > 0 {
+            stack.completed(&mut comp);
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    TcpRunReport {
+        poller: c,
+        qdisc: qdisc.stats(),
+        elapsed_s: start.elapsed().as_secs_f64(),
+    }
+}

@@ -1,0 +1,939 @@
+//! The TCP/IP stack of one poller: Ethernet demultiplexing (ARP/ND to the neighbour
+//! table, IPv4/IPv6 TCP to the connections), listeners, connection lookup, RSTs for
+//! segments nobody owns, and the application API: `connect`, `listen`, `accept`,
+//! `write`, `read`, `close`. Nothing here blocks or uses std sockets: the application
+//! calls the API from the poller's own loop (smoltcp's model), and many connections share
+//! one poller, one UMEM and one qdisc.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    hash::{BuildHasher, Hasher},
+    net::IpAddr,
+    sync::Arc,
+};
+
+use super::{
+    conn::{CloseReason, Conn, ConnConfig, State, SynInfo},
+    frames::FrameRefs,
+    Seq,
+};
+use crate::{
+    gen::rate::{Layer, Rate},
+    sys::{Frame, UmemArea},
+    tx::{
+        ip::{self, Ipv4Out, Ipv6Out, Route},
+        neigh::{NeighConfig, NeighCounters, NeighTable},
+        qdisc::QPacket,
+    },
+    wire::{
+        checksum,
+        tcp::{self, flags, TcpHeader, TcpOptions},
+        ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMPV6, IPPROTO_TCP,
+    },
+};
+
+/// A connection handle: an index in the stack's table.
+pub type ConnId = u32;
+
+/// A frame on its way to the qdisc: TCP's flow key and pacing rate ride with it.
+#[derive(Debug)]
+pub struct TxFrame {
+    /// The frame, headers written.
+    pub frame: Frame,
+    /// The connection's flow key (fq flow).
+    pub flow: u32,
+    /// Pacing rate (bytes/s) when paced.
+    pub rate: Option<u64>,
+}
+
+impl TxFrame {
+    /// The pacing rate as the qdisc's [`Rate`] (L2 bits per second).
+    pub fn qdisc_rate(&self) -> Option<Rate> {
+        self.rate.map(|b| Rate::Bits {
+            bps: b as f64 * 8.0,
+            layer: Layer::L2,
+        })
+    }
+}
+
+impl QPacket for TxFrame {
+    fn len(&self) -> usize {
+        self.frame.len()
+    }
+    fn flow(&self) -> u32 {
+        self.flow
+    }
+    fn priority(&self) -> u8 {
+        0
+    }
+    fn tstamp_ns(&self) -> u64 {
+        0
+    }
+}
+
+/// Stack-wide counters, named after the kernel's SNMP MIB (`/proc/net/snmp` Tcp: and
+/// `netstat` TcpExt:).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct TcpCounters {
+    /// Connections opened by us (`ActiveOpens`).
+    pub active_opens: u64,
+    /// Connections accepted (`PassiveOpens`).
+    pub passive_opens: u64,
+    /// Segments received for TCP (`InSegs`).
+    pub in_segs: u64,
+    /// Segments sent (`OutSegs`).
+    pub out_segs: u64,
+    /// Segments retransmitted (`RetransSegs`).
+    pub retrans_segs: u64,
+    /// Segments with a bad checksum (`InCsumErrors`).
+    pub in_csum_errors: u64,
+    /// Segments with a malformed header or options (`InErrs`).
+    pub in_errs: u64,
+    /// RSTs sent for segments nobody owns (`OutRsts`).
+    pub out_rsts: u64,
+    /// RSTs accepted (the connection was reset).
+    pub resets_in: u64,
+    /// RSTs answered with a challenge ACK (RFC 5961 §3.2).
+    pub rst_challenged: u64,
+    /// SYNs in a synchronized state answered with a challenge ACK (RFC 5961 §4).
+    pub syn_challenged: u64,
+    /// SYNs dropped because the listener's SYN queue was full (`ListenOverflows`,
+    /// `TCPReqQFullDrop`).
+    pub syn_dropped: u64,
+    /// Established connections dropped because the accept queue was full.
+    pub accept_overflows: u64,
+    /// Frames not for us (other address, not IP/ARP/ND, fragments, other protocols).
+    pub not_for_us: u64,
+    /// IP headers that failed validation.
+    pub ip_errors: u64,
+    /// Super-segments GSO split.
+    pub gso_super: u64,
+    /// Segments GSO produced.
+    pub gso_segs: u64,
+    /// Frames the pool could not supply.
+    pub pool_empty: u64,
+    /// Times a connection stopped sending because of TCP Small Queues.
+    pub tsq_throttled: u64,
+}
+
+/// Per-call context: the stack's shared pieces a connection needs.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub area: &'a UmemArea,
+    pub pool: &'a mut Vec<Frame>,
+    pub refs: &'a mut FrameRefs,
+    pub out: &'a mut Vec<TxFrame>,
+    pub neigh: &'a mut NeighTable,
+    pub neigh_out: &'a mut Vec<Vec<u8>>,
+    pub counters: &'a mut TcpCounters,
+    pub established: &'a mut Vec<u32>,
+    pub now_us: u64,
+    pub reserve: usize,
+}
+
+impl Ctx<'_> {
+    /// A frame for control traffic (ACKs, SYNs, FINs, RSTs): may use the reserve.
+    pub fn alloc(&mut self) -> Option<Frame> {
+        let f = self.pool.pop();
+        if f.is_none() {
+            self.counters.pool_empty += 1;
+        }
+        f
+    }
+
+    /// A frame for payload: leaves the reserve for the fill ring and control traffic
+    /// (pfmemalloc's idea: ACKs must never starve behind data).
+    pub fn alloc_data(&mut self) -> Option<Frame> {
+        if self.pool.len() <= self.reserve {
+            self.counters.pool_empty += 1;
+            return None;
+        }
+        self.pool.pop()
+    }
+
+    /// Writes the TCP checksum of a frame whose TCP header starts at `l4` (payload
+    /// included, all of it in the frame).
+    pub fn fill_tcp_checksum(&mut self, frame: &mut Frame, src: IpAddr, dst: IpAddr, l4: usize) {
+        let len = frame.len();
+        self.area.build(frame, |buf| {
+            if let Some(seg) = buf.get_mut(l4..len) {
+                match (src, dst) {
+                    (IpAddr::V4(s), IpAddr::V4(d)) => {
+                        tcp::fill_checksum_v4(s.octets(), d.octets(), seg);
+                    }
+                    (IpAddr::V6(s), IpAddr::V6(d)) => {
+                        tcp::fill_checksum_v6(s.octets(), d.octets(), seg);
+                    }
+                    _ => {}
+                }
+            }
+            len
+        });
+    }
+}
+
+/// Stack settings.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Our MAC address.
+    pub mac: [u8; 6],
+    /// Our address (IPv4 or IPv6) and the routes.
+    pub addr: IpAddr,
+    /// Subnet and gateway.
+    pub route: Route,
+    /// Per-connection settings.
+    pub conn: ConnConfig,
+    /// Half-open connections per listener at most: 256 (the kernel sizes
+    /// `max_syn_backlog` from memory, 128 to 1024; 256 keeps a SYN flood bounded).
+    pub max_syn_backlog: usize,
+    /// Frames payload may not take: the fill ring's share and control traffic.
+    pub reserve_frames: usize,
+}
+
+/// A listening port.
+#[derive(Debug)]
+struct Listener {
+    backlog: usize,
+    accept_q: VecDeque<ConnId>,
+    half_open: usize,
+}
+
+/// The stack.
+#[derive(Debug)]
+pub struct Stack {
+    cfg: StackConfig,
+    area: Arc<UmemArea>,
+    pool: Vec<Frame>,
+    refs: FrameRefs,
+    out: Vec<TxFrame>,
+    neigh: NeighTable,
+    neigh_out: Vec<Vec<u8>>,
+    conns: Vec<Option<Conn>>,
+    free_ids: Vec<ConnId>,
+    by_tuple: HashMap<(IpAddr, u16, u16), ConnId>,
+    listeners: HashMap<u16, Listener>,
+    /// Listener port of each half-open passive connection.
+    parent: HashMap<ConnId, u16>,
+    counters: TcpCounters,
+    established: Vec<u32>,
+    isn_key: std::collections::hash_map::RandomState,
+    next_port: u16,
+    now_us: u64,
+    /// The connection each frame in the transmit path belongs to (TSQ accounting).
+    owner: Vec<u32>,
+}
+
+/// Why an API call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TcpError {
+    /// No route to the destination (`EHOSTUNREACH`).
+    #[error("no route to host")]
+    NoRoute,
+    /// Address family differs from ours.
+    #[error("address family mismatch")]
+    Family,
+    /// Every ephemeral port is in use (`EADDRNOTAVAIL`).
+    #[error("no free local port")]
+    NoPort,
+    /// No frame for the SYN.
+    #[error("out of frames")]
+    NoFrames,
+    /// Port already listening (`EADDRINUSE`).
+    #[error("port in use")]
+    InUse,
+    /// No such connection.
+    #[error("no such connection")]
+    BadId,
+}
+
+/// First ephemeral port: 32768, `ip_local_port_range`'s default start.
+const EPHEMERAL_LO: u16 = 32768;
+/// Last ephemeral port: 60999, its default end.
+const EPHEMERAL_HI: u16 = 60999;
+
+impl Stack {
+    /// A stack over `area`, owning `frames` (all of the area's frames not in the rings).
+    pub fn new(cfg: StackConfig, area: Arc<UmemArea>, frames: Vec<Frame>) -> Stack {
+        let (v4, v6) = match cfg.addr {
+            IpAddr::V4(a) => (Some(a.octets()), None),
+            IpAddr::V6(a) => (None, Some(a.octets())),
+        };
+        let neigh = NeighTable::new(NeighConfig::new(cfg.mac, v4, v6));
+        let refs = FrameRefs::new(&area);
+        let isn_key = std::collections::hash_map::RandomState::new();
+        let seed = isn_key.hash_one(0xdead_beefu64);
+        Stack {
+            refs,
+            area,
+            pool: frames,
+            out: Vec::new(),
+            neigh,
+            neigh_out: Vec::new(),
+            conns: Vec::new(),
+            free_ids: Vec::new(),
+            by_tuple: HashMap::new(),
+            listeners: HashMap::new(),
+            parent: HashMap::new(),
+            counters: TcpCounters::default(),
+            established: Vec::new(),
+            isn_key,
+            next_port: EPHEMERAL_LO + (seed % u64::from(EPHEMERAL_HI - EPHEMERAL_LO)) as u16,
+            now_us: 0,
+            owner: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// The free frame pool (the poller moves frames between it and the fill ring).
+    pub fn pool_mut(&mut self) -> &mut Vec<Frame> {
+        &mut self.pool
+    }
+
+    /// The UMEM area.
+    pub fn area(&self) -> &UmemArea {
+        &self.area
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> TcpCounters {
+        self.counters
+    }
+
+    /// Neighbour counters.
+    pub fn neigh_counters(&self) -> NeighCounters {
+        self.neigh.counters()
+    }
+
+    /// Adds a permanent neighbour (for `--dst-mac`).
+    pub fn add_neighbour(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        self.neigh.insert_static(ip, mac);
+    }
+
+    /// Frames held by connections (retransmit queues) and in flight.
+    pub fn frames_live(&self) -> u32 {
+        self.refs.live()
+    }
+
+    fn split(&mut self) -> (Ctx<'_>, &mut Vec<Option<Conn>>) {
+        (
+            Ctx {
+                area: &self.area,
+                pool: &mut self.pool,
+                refs: &mut self.refs,
+                out: &mut self.out,
+                neigh: &mut self.neigh,
+                neigh_out: &mut self.neigh_out,
+                counters: &mut self.counters,
+                established: &mut self.established,
+                now_us: self.now_us,
+                reserve: self.cfg.reserve_frames,
+            },
+            &mut self.conns,
+        )
+    }
+
+    /// RFC 6528 initial sequence number: a keyed hash of the 4-tuple plus a 4 µs clock.
+    fn isn(&self, local: (IpAddr, u16), remote: (IpAddr, u16)) -> (Seq, u32) {
+        let mut h = self.isn_key.build_hasher();
+        h.write(format!("{:?}{:?}", local, remote).as_bytes());
+        let x = h.finish();
+        let m = (self.now_us / 4) as u32;
+        (Seq((x as u32).wrapping_add(m)), (x >> 32) as u32)
+    }
+
+    fn alloc_id(&mut self) -> ConnId {
+        if let Some(id) = self.free_ids.pop() {
+            return id;
+        }
+        self.conns.push(None);
+        (self.conns.len() - 1) as ConnId
+    }
+
+    /// Sets the clock (µs, monotonic). Call before input/poll each round.
+    pub fn set_now(&mut self, now_us: u64) {
+        self.now_us = now_us;
+    }
+
+    /// Active open to `remote`. The SYN goes out at the next [`Stack::poll`].
+    pub fn connect(&mut self, remote: (IpAddr, u16)) -> Result<ConnId, TcpError> {
+        if remote.0.is_ipv4() != self.cfg.addr.is_ipv4() {
+            return Err(TcpError::Family);
+        }
+        let next_hop = self.cfg.route.next_hop(remote.0).ok_or(TcpError::NoRoute)?;
+        let span = EPHEMERAL_HI - EPHEMERAL_LO + 1;
+        let mut port = None;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= EPHEMERAL_HI { EPHEMERAL_LO } else { p + 1 };
+            if !self.by_tuple.contains_key(&(remote.0, remote.1, p)) && !self.listeners.contains_key(&p) {
+                port = Some(p);
+                break;
+            }
+        }
+        let port = port.ok_or(TcpError::NoPort)?;
+        let local = (self.cfg.addr, port);
+        let (iss, tso) = self.isn(local, remote);
+        let id = self.alloc_id();
+        let cfg = self.cfg.conn.clone();
+        let (mut ctx, conns) = self.split();
+        let Some(c) = Conn::connect(&mut ctx, cfg, local, remote, next_hop, id, iss, tso) else {
+            self.free_ids.push(id);
+            return Err(TcpError::NoFrames);
+        };
+        conns[id as usize] = Some(c);
+        self.by_tuple.insert((remote.0, remote.1, port), id);
+        Ok(id)
+    }
+
+    /// Listens on `port` with an accept queue of `backlog` connections.
+    pub fn listen(&mut self, port: u16, backlog: usize) -> Result<(), TcpError> {
+        if self.listeners.contains_key(&port) {
+            return Err(TcpError::InUse);
+        }
+        self.listeners.insert(
+            port,
+            Listener {
+                backlog: backlog.max(1),
+                accept_q: VecDeque::new(),
+                half_open: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// An established connection from `port`'s accept queue.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        self.listeners.get_mut(&port)?.accept_q.pop_front()
+    }
+
+    /// The connection `id`.
+    pub fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(id as usize)?.as_ref()
+    }
+
+    /// Ids of every connection in the table.
+    pub fn conn_ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .map(|(i, _)| i as ConnId)
+    }
+
+    /// Writes `data`; returns the bytes taken (0: the send buffer or the pool is full).
+    pub fn write(&mut self, id: ConnId, data: &[u8]) -> usize {
+        let mut at = 0usize;
+        self.write_with(id, data.len(), &mut |dst: &mut [u8]| {
+            let n = dst.len();
+            dst.copy_from_slice(&data[at..at + n]);
+            at += n;
+        })
+    }
+
+    /// Writes up to `max` bytes produced in place by `fill` (called per frame with the
+    /// exact room to fill), with no intermediate buffer.
+    pub fn write_with(&mut self, id: ConnId, max: usize, fill: &mut dyn FnMut(&mut [u8])) -> usize {
+        let (mut ctx, conns) = self.split();
+        match conns.get_mut(id as usize).and_then(Option::as_mut) {
+            Some(c) => c.write(&mut ctx, max, fill),
+            None => 0,
+        }
+    }
+
+    /// Copies in-order received data into `buf`.
+    pub fn read(&mut self, id: ConnId, buf: &mut [u8]) -> usize {
+        let (mut ctx, conns) = self.split();
+        match conns.get_mut(id as usize).and_then(Option::as_mut) {
+            Some(c) => c.read(&mut ctx, buf),
+            None => 0,
+        }
+    }
+
+    /// Hands in-order received data to `f` without copying.
+    pub fn read_with(&mut self, id: ConnId, f: &mut dyn FnMut(&[u8])) -> usize {
+        let (mut ctx, conns) = self.split();
+        match conns.get_mut(id as usize).and_then(Option::as_mut) {
+            Some(c) => c.read_with(&mut ctx, f),
+            None => 0,
+        }
+    }
+
+    /// Closes our side (FIN after the queued data).
+    pub fn close(&mut self, id: ConnId) {
+        let (mut ctx, conns) = self.split();
+        if let Some(c) = conns.get_mut(id as usize).and_then(Option::as_mut) {
+            c.close(&mut ctx);
+        }
+    }
+
+    /// Resets the connection.
+    pub fn abort(&mut self, id: ConnId) {
+        let (mut ctx, conns) = self.split();
+        if let Some(c) = conns.get_mut(id as usize).and_then(Option::as_mut) {
+            c.abort(&mut ctx);
+        }
+    }
+
+    /// Forgets a closed connection (its slot is reused).
+    pub fn remove(&mut self, id: ConnId) {
+        let Some(slot) = self.conns.get_mut(id as usize) else {
+            return;
+        };
+        if let Some(mut c) = slot.take() {
+            if c.state != State::Closed {
+                let (mut ctx, _) = self.split();
+                c.terminate(&mut ctx, CloseReason::Aborted);
+            }
+            self.by_tuple.remove(&(c.remote.0, c.remote.1, c.local.1));
+            self.parent.remove(&id);
+            self.free_ids.push(id);
+        }
+    }
+
+    /// One received frame: ARP/ND, or TCP for one of our connections or listeners.
+    /// Consumes the frame.
+    pub fn input(&mut self, frame: Frame) {
+        let area = Arc::clone(&self.area);
+        let bytes = area.bytes(&frame);
+        // Ethernet (one optional VLAN tag is not expected on the testbed; skipped).
+        let Some(et) = bytes.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            self.counters.not_for_us += 1;
+            self.pool.push(frame);
+            return;
+        };
+        match et {
+            ETHERTYPE_ARP => {
+                self.neigh.input(bytes, self.now_us, &mut self.neigh_out);
+                self.pool.push(frame);
+            }
+            ETHERTYPE_IPV4 => self.input_ipv4(&area, frame),
+            ETHERTYPE_IPV6 => self.input_ipv6(&area, frame),
+            _ => {
+                self.counters.not_for_us += 1;
+                self.pool.push(frame);
+            }
+        }
+    }
+
+    fn input_ipv4(&mut self, area: &UmemArea, frame: Frame) {
+        let b = area.bytes(&frame);
+        let ipb = b.get(14..).unwrap_or(&[]);
+        let ok = ipb.len() >= 20 && ipb[0] >> 4 == 4 && (ipb[0] & 0xf) >= 5;
+        if !ok {
+            self.counters.ip_errors += 1;
+            self.pool.push(frame);
+            return;
+        }
+        let ihl = ((ipb[0] & 0xf) as usize) * 4;
+        let tot = u16::from_be_bytes([ipb[2], ipb[3]]) as usize;
+        if tot < ihl || tot > ipb.len() || ihl > ipb.len() || checksum::checksum(&ipb[..ihl], 0) != 0 {
+            self.counters.ip_errors += 1;
+            self.pool.push(frame);
+            return;
+        }
+        let frag = u16::from_be_bytes([ipb[6], ipb[7]]) & 0x3fff;
+        let src = [ipb[12], ipb[13], ipb[14], ipb[15]];
+        let dst = [ipb[16], ipb[17], ipb[18], ipb[19]];
+        let ours = matches!(self.cfg.addr, IpAddr::V4(a) if a.octets() == dst);
+        if !ours || frag != 0 || ipb[9] != IPPROTO_TCP {
+            self.counters.not_for_us += 1;
+            self.pool.push(frame);
+            return;
+        }
+        let seg = &ipb[ihl..tot];
+        if !tcp::checksum_ok_v4(src, dst, seg) {
+            self.counters.in_csum_errors += 1;
+            self.pool.push(frame);
+            return;
+        }
+        let l4 = 14 + ihl;
+        let mac = [b[6], b[7], b[8], b[9], b[10], b[11]];
+        self.input_tcp(area, frame, IpAddr::from(src), IpAddr::from(dst), l4, tot - ihl, mac);
+    }
+
+    fn input_ipv6(&mut self, area: &UmemArea, frame: Frame) {
+        let b = area.bytes(&frame);
+        let ipb = b.get(14..).unwrap_or(&[]);
+        if ipb.len() < 40 || ipb[0] >> 4 != 6 {
+            self.counters.ip_errors += 1;
+            self.pool.push(frame);
+            return;
+        }
+        let plen = u16::from_be_bytes([ipb[4], ipb[5]]) as usize;
+        if 40 + plen > ipb.len() {
+            self.counters.ip_errors += 1;
+            self.pool.push(frame);
+            return;
+        }
+        if ipb[6] == IPPROTO_ICMPV6 {
+            self.neigh.input(b, self.now_us, &mut self.neigh_out);
+            self.pool.push(frame);
+            return;
+        }
+        let mut src = [0u8; 16];
+        let mut dst = [0u8; 16];
+        src.copy_from_slice(&ipb[8..24]);
+        dst.copy_from_slice(&ipb[24..40]);
+        let ours = matches!(self.cfg.addr, IpAddr::V6(a) if a.octets() == dst);
+        if !ours || ipb[6] != IPPROTO_TCP {
+            self.counters.not_for_us += 1;
+            self.pool.push(frame);
+            return;
+        }
+        if !tcp::checksum_ok_v6(src, dst, &ipb[40..40 + plen]) {
+            self.counters.in_csum_errors += 1;
+            self.pool.push(frame);
+            return;
+        }
+        let mac = [b[6], b[7], b[8], b[9], b[10], b[11]];
+        self.input_tcp(area, frame, IpAddr::from(src), IpAddr::from(dst), 14 + 40, plen, mac);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn input_tcp(
+        &mut self,
+        area: &UmemArea,
+        frame: Frame,
+        src: IpAddr,
+        dst: IpAddr,
+        l4: usize,
+        l4_len: usize,
+        peer_mac: [u8; 6],
+    ) {
+        self.counters.in_segs += 1;
+        let b = area.bytes(&frame);
+        let Some(segb) = b.get(l4..l4 + l4_len) else {
+            self.counters.in_errs += 1;
+            self.pool.push(frame);
+            return;
+        };
+        let seg = match tcp::parse(segb) {
+            Ok(s) => s,
+            Err(_) => {
+                self.counters.in_errs += 1;
+                self.pool.push(frame);
+                return;
+            }
+        };
+        let h = seg.header;
+        let off = (l4 + seg.header_len) as u16;
+        let len = seg.payload.len() as u16;
+        let key = (src, h.src_port, h.dst_port);
+        if let Some(&id) = self.by_tuple.get(&key) {
+            let was_half_open = self.parent.contains_key(&id);
+            let (mut ctx, conns) = self.split();
+            if let Some(c) = conns.get_mut(id as usize).and_then(Option::as_mut) {
+                c.input(&mut ctx, &h, frame, off, len);
+                c.output(&mut ctx);
+                let st = c.state;
+                if was_half_open && st != State::SynReceived {
+                    self.promote(id, st);
+                }
+            } else {
+                ctx.pool.push(frame);
+            }
+            return;
+        }
+        // A listener?
+        if h.flags & flags::SYN != 0 && h.flags & (flags::ACK | flags::RST) == 0 {
+            if let Some(l) = self.listeners.get_mut(&h.dst_port) {
+                if l.half_open >= self.cfg.max_syn_backlog || l.accept_q.len() >= l.backlog {
+                    self.counters.syn_dropped += 1;
+                    self.pool.push(frame);
+                    return;
+                }
+                l.half_open += 1;
+                let port = h.dst_port;
+                self.pool.push(frame);
+                self.passive_open(port, (dst, h.dst_port), (src, h.src_port), &h);
+                return;
+            }
+        }
+        // Nobody's: RST (RFC 9293 §3.10.7.1), never in reply to a RST.
+        if h.flags & flags::RST == 0 {
+            let seg_len = len as u32
+                + u32::from(h.flags & flags::SYN != 0)
+                + u32::from(h.flags & flags::FIN != 0);
+            let (seq, ack, fl) = if h.flags & flags::ACK != 0 {
+                (h.ack, Seq(0), flags::RST)
+            } else {
+                (Seq(0), h.seq.add(seg_len), flags::RST | flags::ACK)
+            };
+            self.send_rst(peer_mac, (dst, h.dst_port), (src, h.src_port), seq, ack, fl);
+        }
+        self.pool.push(frame);
+    }
+
+    fn promote(&mut self, id: ConnId, st: State) {
+        let Some(port) = self.parent.remove(&id) else {
+            return;
+        };
+        let Some(l) = self.listeners.get_mut(&port) else {
+            return;
+        };
+        l.half_open = l.half_open.saturating_sub(1);
+        if st == State::Closed {
+            return;
+        }
+        if l.accept_q.len() >= l.backlog {
+            self.counters.accept_overflows += 1;
+            self.abort(id);
+            return;
+        }
+        l.accept_q.push_back(id);
+    }
+
+    fn passive_open(&mut self, port: u16, local: (IpAddr, u16), remote: (IpAddr, u16), h: &TcpHeader) {
+        let Some(next_hop) = self.cfg.route.next_hop(remote.0) else {
+            return;
+        };
+        let (iss, tso) = self.isn(local, remote);
+        let id = self.alloc_id();
+        let cfg = self.cfg.conn.clone();
+        let syn = SynInfo {
+            seq: h.seq,
+            window: h.window,
+            options: h.options,
+        };
+        let (mut ctx, conns) = self.split();
+        match Conn::accept_syn(&mut ctx, cfg, local, remote, next_hop, id, iss, tso, &syn) {
+            Some(mut c) => {
+                c.output(&mut ctx);
+                conns[id as usize] = Some(c);
+                self.by_tuple.insert((remote.0, remote.1, local.1), id);
+                self.parent.insert(id, port);
+            }
+            None => {
+                self.free_ids.push(id);
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// A RST for a segment no connection owns, straight back to the sender's MAC.
+    fn send_rst(
+        &mut self,
+        peer_mac: [u8; 6],
+        local: (IpAddr, u16),
+        remote: (IpAddr, u16),
+        seq: Seq,
+        ack: Seq,
+        fl: u8,
+    ) {
+        let Some(mut frame) = self.pool.pop() else {
+            self.counters.pool_empty += 1;
+            return;
+        };
+        let th = TcpHeader {
+            src_port: local.1,
+            dst_port: remote.1,
+            seq,
+            ack,
+            flags: fl,
+            window: 0,
+            checksum: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        };
+        let mac = self.cfg.mac;
+        let n = self.area.build(&mut frame, |buf| {
+            write_eth_ip_tcp(buf, peer_mac, mac, local.0, remote.0, &th, 0, &[])
+        });
+        if n == 0 {
+            self.pool.push(frame);
+            return;
+        }
+        self.counters.out_rsts += 1;
+        self.counters.out_segs += 1;
+        self.refs.send_unheld(&self.area, &frame);
+        self.out.push(TxFrame {
+            frame,
+            flow: u32::MAX,
+            rate: None,
+        });
+    }
+
+    /// Timers and output for every connection; established passive connections move to
+    /// their accept queues; closed connections that the application no longer needs stay
+    /// until [`Stack::remove`].
+    pub fn poll(&mut self) {
+        let now = self.now_us;
+        self.neigh.poll(now, &mut self.neigh_out);
+        let mut promote = Vec::new();
+        {
+            let (mut ctx, conns) = self.split();
+            for (id, slot) in conns.iter_mut().enumerate() {
+                let Some(c) = slot.as_mut() else {
+                    continue;
+                };
+                if c.state == State::Closed {
+                    continue;
+                }
+                if c.next_timer().is_some_and(|t| t <= now) {
+                    c.on_timers(&mut ctx);
+                }
+                c.output(&mut ctx);
+                if c.state != State::SynReceived {
+                    promote.push((id as ConnId, c.state));
+                }
+            }
+        }
+        for (id, st) in promote {
+            if self.parent.contains_key(&id) {
+                self.promote(id, st);
+            }
+        }
+    }
+
+    /// Frames ready for the qdisc (data, ACKs, RSTs), and neighbour frames built into
+    /// pool frames.
+    pub fn drain_out(&mut self, out: &mut Vec<TxFrame>) {
+        for pkt in std::mem::take(&mut self.neigh_out) {
+            let Some(mut f) = self.pool.pop() else {
+                self.counters.pool_empty += 1;
+                continue;
+            };
+            if self.area.write(&mut f, &pkt) == pkt.len() {
+                self.refs.send_unheld(&self.area, &f);
+                out.push(TxFrame {
+                    frame: f,
+                    flow: u32::MAX,
+                    rate: None,
+                });
+            } else {
+                self.pool.push(f);
+            }
+        }
+        if self.owner.is_empty() {
+            self.owner = vec![u32::MAX; self.area.frame_count() as usize];
+        }
+        for p in &self.out {
+            if let Some(i) = self.area.frame_index(&p.frame) {
+                if let Some(o) = self.owner.get_mut(i as usize) {
+                    *o = p.flow;
+                }
+            }
+        }
+        out.append(&mut self.out);
+    }
+
+    /// TSQ: a frame of connection `owner[i]` left the host.
+    fn left_host(&mut self, f: &Frame) {
+        let Some(i) = self.area.frame_index(f) else {
+            return;
+        };
+        let Some(o) = self.owner.get_mut(i as usize) else {
+            return;
+        };
+        let id = std::mem::replace(o, u32::MAX);
+        if let Some(Some(c)) = self.conns.get_mut(id as usize) {
+            c.host_frames = c.host_frames.saturating_sub(1);
+        }
+    }
+
+    /// Frames the completion ring returned.
+    pub fn completed(&mut self, frames: &mut Vec<Frame>) {
+        for f in frames.drain(..) {
+            self.left_host(&f);
+            self.refs.completed(&self.area, f, &mut self.pool);
+        }
+    }
+
+    /// A frame the transmit path dropped (qdisc full): as if it had completed.
+    pub fn dropped(&mut self, f: Frame) {
+        self.left_host(&f);
+        self.refs.completed(&self.area, f, &mut self.pool);
+    }
+
+    /// Earliest timer of any connection, µs.
+    pub fn next_timer(&self) -> Option<u64> {
+        let conn = self.conns.iter().flatten().filter_map(Conn::next_timer).min();
+        let neigh = self.neigh.next_timer_ns().map(|t| t / 1000);
+        conn.into_iter().chain(neigh).min()
+    }
+
+    /// Tears everything down: all frames back to the pool.
+    pub fn shutdown(&mut self) {
+        let ids: Vec<ConnId> = self.conn_ids().collect();
+        for id in ids {
+            self.remove(id);
+        }
+        self.refs.drain(&mut self.pool);
+    }
+}
+
+/// Builds Ethernet + IP + TCP (with `payload`) into `buf` with a full TCP checksum.
+/// Returns the frame length, 0 if it does not fit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_eth_ip_tcp(
+    buf: &mut [u8],
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: IpAddr,
+    dst: IpAddr,
+    th: &TcpHeader,
+    ip_id: u16,
+    payload: &[u8],
+) -> usize {
+    let tl = th.header_len();
+    let l4_len = tl + payload.len();
+    if buf.len() < 14 + 40 + l4_len {
+        return 0;
+    }
+    buf[..6].copy_from_slice(&dst_mac);
+    buf[6..12].copy_from_slice(&src_mac);
+    let l3 = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            buf[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+            ip::write_ipv4(
+                &mut buf[14..],
+                &Ipv4Out {
+                    src: s.octets(),
+                    dst: d.octets(),
+                    proto: IPPROTO_TCP,
+                    payload_len: l4_len as u16,
+                    id: ip_id,
+                    df: true,
+                    ttl: ip::DEFAULT_TTL,
+                    tos: 0,
+                },
+            )
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            buf[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+            ip::write_ipv6(
+                &mut buf[14..],
+                &Ipv6Out {
+                    src: s.octets(),
+                    dst: d.octets(),
+                    next_header: IPPROTO_TCP,
+                    payload_len: l4_len as u16,
+                    hop_limit: ip::DEFAULT_TTL,
+                    traffic_class: 0,
+                    flow_label: 0,
+                },
+            )
+        }
+        _ => return 0,
+    };
+    if l3 == 0 {
+        return 0;
+    }
+    let l4 = 14 + l3;
+    if th.emit(&mut buf[l4..]) == 0 {
+        return 0;
+    }
+    buf[l4 + tl..l4 + l4_len].copy_from_slice(payload);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            tcp::fill_checksum_v4(s.octets(), d.octets(), &mut buf[l4..l4 + l4_len]);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            tcp::fill_checksum_v6(s.octets(), d.octets(), &mut buf[l4..l4 + l4_len]);
+        }
+        _ => {}
+    }
+    l4 + l4_len
+}
