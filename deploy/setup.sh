@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 packages=(clang llvm libbpf-dev m4 make pkg-config gcc libc6-dev libelf-dev zlib1g-dev
           iproute2 ethtool netsniff-ng util-linux procps tshark tcpdump
-          python3 python3-venv)
+          python3 python3-venv iperf3)
 # libxdp's BPF objects include glibc headers that want the 32-bit stubs on amd64.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then packages+=(gcc-multilib); fi
 missing=()

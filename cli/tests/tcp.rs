@@ -35,6 +35,17 @@ fn peer(bed: &Bed, secs: u32, args: &[&str]) -> Command {
     c
 }
 
+/// Turns off TX checksum offload on the kernel's side: over veth the kernel leaves the
+/// TCP checksum partial (CHECKSUM_PARTIAL), which skiff, reading the bytes through
+/// AF_XDP, rightly drops as bad.
+fn peer_csum_off(bed: &Bed) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &bed.ns_b(), "ethtool", "-K", &bed.if_b(), "tx", "off"])
+        .output()
+        .expect("ethtool (deploy/setup.sh installs it)");
+    assert!(out.status.success(), "ethtool -K tx off: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Starts the kernel server and waits until it listens.
 fn start_server(bed: &Bed, secs: u32, port: u16, bytes: u64, conns: u32) -> Child {
     let ready = std::env::temp_dir().join(format!("{}.tcp-server.ready", bed.name));
@@ -111,6 +122,7 @@ fn print_summary(who: &str, v: &Value) {
 fn send_to_kernel(tag: &str, bytes: u64, conns: u32, impair: Option<&[&str]>) -> (Value, Value) {
     let _g = common::serial();
     let bed = Bed::up(tag, 1);
+    peer_csum_off(&bed);
     let port = 5001;
     let server = start_server(&bed, 280, port, bytes, conns);
     let imp = impair.map(|extra| {
@@ -154,6 +166,7 @@ fn skiff_sends_1gib_to_kernel_server() {
 fn kernel_client_sends_1gib_to_skiff_recv() {
     let _g = common::serial();
     let bed = Bed::up("tr", 1);
+    peer_csum_off(&bed);
     let ifname = bed.if_a();
     let bytes = GIB.to_string();
     let recv = start_ready(

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Single-connection TCP goodput of skiff (userspace TCP on AF_XDP, MSS 1448) against two
+# baselines measured in the same run on the same veth testbed:
+#   udp:    skiff's own UDP generator at the same frame size (1514 B), peer dropping in XDP:
+#           the bit rate skiff's transmit path reaches without TCP (goal: TCP >= 80% of it);
+#   kernel: the kernel's TCP over the same veth (iperf3 -c a -> iperf3 -s b), which passes
+#           64 KiB GSO packets through veth unsegmented (one skb per 45 segments).
+# Goodput counts payload bits; the UDP rate counts the frames' bits (L2); the TCP frames
+# carry 1448 of 1514 bytes, so 95.6% is the ceiling of goodput over an L2 rate.
+#
+#   sudo benches/tcp.sh [RUNS] [BYTES]      (default 3 runs of 1G)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SKIFF=${SKIFF:-target/release/skiff}
+runs=${1:-3}
+bytes=${2:-1G}
+name="sktcp$$"; name=${name:0:11}
+"$SKIFF" testbed up --name "$name" >/dev/null
+tmp=$(mktemp -d)
+trap '"$SKIFF" testbed down --name "$name" >/dev/null; rm -rf "$tmp"' EXIT
+ip netns exec "$name-b" ethtool -K "$name-b" tx off ${PEER_GRO:+gro on} >/dev/null
+nbytes=$(python3 -c "import sys; s=sys.argv[1]; m={'K':1<<10,'M':1<<20,'G':1<<30}; print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))" "$bytes")
+for run in $(seq "$runs"); do
+    # skiff TCP -> kernel server
+    ip netns exec "$name-b" timeout 300 python3 cli/tests/common/tcp_peer.py server --port 5001 \
+        --expect-bytes "$nbytes" --ready-file "$tmp/srv.ready" >"$tmp/srv.$run.json" 2>/dev/null &
+    srv=$!
+    for _ in $(seq 100); do [ -e "$tmp/srv.ready" ] && break; sleep 0.1; done
+    rm -f "$tmp/srv.ready"
+    ip netns exec "$name-a" "$SKIFF" tcp send --iface "$name-a" --dst 198.18.0.2:5001 \
+        --bytes "$nbytes" --json --quiet --timeout 280s >"$tmp/tcp.$run.json"
+    wait "$srv"
+    # skiff UDP at 1514-byte frames, peer drops in XDP
+    ip netns exec "$name-b" "$SKIFF" sink --iface "$name-b" --match-all --xdp-action drop \
+        --duration 30 --json --quiet --ready-file "$tmp/sink.ready" >/dev/null &
+    sink=$!
+    for _ in $(seq 100); do [ -e "$tmp/sink.ready" ] && break; sleep 0.1; done
+    rm -f "$tmp/sink.ready"
+    ip netns exec "$name-a" "$SKIFF" gen --iface "$name-a" --dst-ip 198.18.0.2 \
+        --dst-mac 02:00:c6:12:00:02 --size 1518 --duration 5s --json --quiet >"$tmp/udp.$run.json"
+    kill -INT "$sink"; wait "$sink" || true
+    # kernel TCP over the same veth (no XDP on either side now)
+    ip netns exec "$name-b" timeout 60 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+    ip3=$!
+    sleep 0.5
+    ip netns exec "$name-a" timeout 60 iperf3 -c 198.18.0.2 -p 5201 -n "$bytes" -J >"$tmp/kernel.$run.json"
+    wait "$ip3" || true
+done
+python3 - "$tmp" "$runs" <<'PY'
+import json, statistics, sys
+tmp, runs = sys.argv[1], int(sys.argv[2])
+def load(kind, i):
+    return json.load(open(f"{tmp}/{kind}.{i}.json"))
+tcp, udp, ker = [], [], []
+for i in range(1, runs + 1):
+    t = load("tcp", i); tcp.append(t["goodput_bps"])
+    u = load("udp", i); udp.append(u["tx_bps_l2"])
+    k = load("kernel", i); ker.append(k["end"]["sum_received"]["bits_per_second"])
+    print(f"run {i}: skiff tcp {t['goodput_bps']/1e9:.3f} Gbit/s (retrans {t['retrans_segs']}), "
+          f"skiff udp {udp[-1]/1e9:.3f} Gbit/s L2, kernel tcp {ker[-1]/1e9:.3f} Gbit/s")
+mt, mu, mk = (statistics.median(x) for x in (tcp, udp, ker))
+print(f"median: skiff tcp {mt/1e9:.3f} Gbit/s goodput = {mt/mu:.2f}x skiff udp ({mu/1e9:.3f} Gbit/s L2), "
+      f"{mt/mk:.2f}x kernel tcp ({mk/1e9:.3f} Gbit/s goodput)")
+PY
