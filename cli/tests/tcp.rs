@@ -119,34 +119,78 @@ fn print_summary(who: &str, v: &Value) {
     );
 }
 
+/// `skiff impair ARGS` on b's interface, started and ready; stop it with [`stop_impair`].
+fn start_impair(bed: &Bed, extra: &[&str]) -> Child {
+    let ifname = bed.if_b();
+    let mut args = vec!["impair", "--iface", ifname.as_str(), "--duration", "280s", "--json"];
+    args.extend_from_slice(extra);
+    start_ready(bed, 'b', &args, "impair")
+}
+
+/// SIGINT (a clean stop that restores what impair changed), then its report.
+fn stop_impair(c: Child) -> Value {
+    let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+    common::finish(c, "skiff impair")
+}
+
 fn send_to_kernel(tag: &str, bytes: u64, conns: u32, impair: Option<&[&str]>) -> (Value, Value) {
     let _g = common::serial();
     let bed = Bed::up(tag, 1);
     peer_csum_off(&bed);
     let port = 5001;
     let server = start_server(&bed, 280, port, bytes, conns);
-    let imp = impair.map(|extra| {
-        let ifname = bed.if_b();
-        let mut args = vec!["impair", "--iface", ifname.as_str(), "--duration", "250s", "--json"];
-        args.extend_from_slice(extra);
-        bed.cmd('b', &args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("skiff impair")
-    });
-    if imp.is_some() {
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let imp = impair.map(|extra| start_impair(&bed, extra));
     let sent = skiff_send(&bed, port, bytes, conns, &[]);
     let srv = peer_json(server.wait_with_output().expect("server"), "kernel server");
-    if let Some(mut c) = imp {
-        let _ = c.kill();
-        let _ = c.wait();
+    if let Some(c) = imp {
+        let r = stop_impair(c);
+        eprintln!("impair: {r}");
+        assert!(u(&r, &["dropped"]) + u(&r, &["reordered"]) > 0, "the impairment did nothing: {r}");
     }
     print_summary("skiff send", &sent);
     eprintln!("kernel server: {}", srv);
     (sent, srv)
+}
+
+/// A kernel client in b sends `bytes` to `skiff tcp recv` in a, optionally impaired on
+/// b's egress.
+fn kernel_to_skiff(tag: &str, bytes: u64, impair: Option<&[&str]>) -> Value {
+    let _g = common::serial();
+    let bed = Bed::up(tag, 1);
+    peer_csum_off(&bed);
+    let ifname = bed.if_a();
+    let b = bytes.to_string();
+    let recv = start_ready(
+        &bed,
+        'a',
+        &[
+            "tcp", "recv", "--iface", &ifname, "--listen", "5002", "--expect-bytes", &b, "--json",
+            "--quiet", "--timeout", "240s",
+        ],
+        "tcp-recv",
+    );
+    // The impairment first: sockets pick up its gso_max_segs when they connect.
+    let imp = impair.map(|extra| start_impair(&bed, extra));
+    let client = peer(
+        &bed,
+        250,
+        &["client", "--dst", "198.18.0.1", "--port", "5002", "--bytes", &b, "--cc", "cubic"],
+    )
+    .output()
+    .expect("kernel client");
+    let cl = peer_json(client, "kernel client");
+    let r = common::finish(recv, "skiff tcp recv");
+    if let Some(c) = imp {
+        let ir = stop_impair(c);
+        eprintln!("impair: {ir}");
+        assert!(u(&ir, &["dropped"]) + u(&ir, &["reordered"]) > 0, "the impairment did nothing: {ir}");
+    }
+    print_summary("skiff recv", &r);
+    eprintln!("kernel client: {cl}");
+    assert_eq!(u(&r, &["bytes"]), bytes, "{r}");
+    assert_eq!(r["all_ok"], Value::Bool(true), "{r}");
+    assert_eq!(r["conns"][0]["pattern_ok"], Value::Bool(true), "{r}");
+    r
 }
 
 fn assert_exact(sent: &Value, srv: &Value, bytes: u64, conns: u32) {
@@ -164,30 +208,21 @@ fn skiff_sends_1gib_to_kernel_server() {
 
 #[test]
 fn kernel_client_sends_1gib_to_skiff_recv() {
-    let _g = common::serial();
-    let bed = Bed::up("tr", 1);
-    peer_csum_off(&bed);
-    let ifname = bed.if_a();
-    let bytes = GIB.to_string();
-    let recv = start_ready(
-        &bed,
-        'a',
-        &[
-            "tcp", "recv", "--iface", &ifname, "--listen", "5002", "--expect-bytes", &bytes,
-            "--json", "--quiet", "--timeout", "240s",
-        ],
-        "tcp-recv",
-    );
-    let client = peer(&bed, 250, &["client", "--dst", "198.18.0.1", "--port", "5002", "--bytes", &bytes])
-        .output()
-        .expect("kernel client");
-    let cl = peer_json(client, "kernel client");
-    let r = common::finish(recv, "skiff tcp recv");
-    print_summary("skiff recv", &r);
-    eprintln!("kernel client: {cl}");
-    assert_eq!(u(&r, &["bytes"]), GIB);
-    assert_eq!(r["all_ok"], Value::Bool(true), "{r}");
-    assert_eq!(r["conns"][0]["pattern_ok"], Value::Bool(true));
+    kernel_to_skiff("tr", GIB, None);
+}
+
+#[test]
+fn kernel_client_sends_1gib_to_skiff_through_loss_and_reordering() {
+    let r = kernel_to_skiff("tq", GIB, Some(&["--egress", "--loss", "1", "--reorder", "5"]));
+    let c = &r["conns"][0]["counters"];
+    assert!(u(c, &["ofo_queued"]) > 0, "no out-of-order segment reached skiff: {c}");
+    assert!(u(c, &["dup_data_in"]) + u(c, &["ofo_queued"]) > 0);
+}
+
+#[test]
+fn skiff_sends_1gib_through_reordering() {
+    let (sent, srv) = send_to_kernel("to", GIB, 1, Some(&["--reorder", "5"]));
+    assert_exact(&sent, &srv, GIB, 1);
 }
 
 #[test]

@@ -6,6 +6,11 @@
 //! `skiff_config`; all else is `XDP_PASS`. Loading and attaching is the engine's job
 //! (`skiff_engine::xdp`, through aya); this crate only carries bytes and layouts.
 //!
+//! The same object carries the test impairments of `skiff impair` (`docs/IMPAIR.md`): loss
+//! and reordering in XDP on an interface's ingress, and two tc programs
+//! ([`TC_EGRESS_PROGRAM`], [`TC_INGRESS_PROGRAM`], attached with tcx) that do the same to
+//! what the kernel on that side sends.
+//!
 //! The mirrors are plain byte arrays on the map side (aya's `Pod` is implemented for
 //! `[u8; N]`), so this crate needs no `unsafe`: [`Config::to_bytes`] and
 //! [`Counter::from_bytes`] spell out the layout field by field.
@@ -20,6 +25,23 @@ pub const CONFIG_MAP: &str = "skiff_config";
 pub const COUNTERS_MAP: &str = "skiff_counters";
 /// XSKMAP size: queues 0..64. More than any veth here and than most NICs expose per port.
 pub const MAX_QUEUES: u32 = 64;
+/// The tc program for an interface's egress (tcx): loss and reordering of what the kernel
+/// sends (`skiff impair --egress`).
+pub const TC_EGRESS_PROGRAM: &str = "skiff_tc_egress";
+/// Its partner on the same interface's ingress: sends a frame that [`TC_EGRESS_PROGRAM`]
+/// delayed (bounced into the ingress backlog) back out.
+pub const TC_INGRESS_PROGRAM: &str = "skiff_tc_ingress";
+/// ARRAY[1] of [`Impair`].
+pub const IMPAIR_MAP: &str = "skiff_impair";
+/// CPUMAP: CPU → its cpumap kthread, which delivers the frames `--reorder` delays.
+pub const CPUS_MAP: &str = "skiff_cpus";
+/// `max_entries` of [`CPUS_MAP`] in the object: 64, below no x86-64 kernel's
+/// `CONFIG_NR_CPUS` (`cpu_map_alloc` refuses more, and the whole object would fail to
+/// load). The loader replaces it with the number of possible CPUs.
+pub const DEFAULT_CPU_SLOTS: u32 = 64;
+/// `skb->mark` of a frame the egress impairment is delaying ("5c1ff" for skiff); cleared
+/// when the frame leaves.
+pub const DELAY_MARK: u32 = 0x5c1f_f000;
 
 #[repr(C, align(8))]
 struct Aligned<B: ?Sized>(B);
@@ -37,6 +59,9 @@ pub mod flags {
     pub const ENABLED: u32 = 1 << 0;
     /// Dedicated test interface: every frame matches, whatever its protocol.
     pub const MATCH_ALL: u32 = 1 << 1;
+    /// Impairment: deliver a share of matching frames late ([`Impair`](super::Impair);
+    /// with [`Action::Pass`](super::Action::Pass) only).
+    pub const REORDER: u32 = 1 << 2;
 }
 
 /// What the program does with a frame that matches the filter.
@@ -75,6 +100,39 @@ const _: () = assert!(size_of::<Config>() == 16);
 const _: () = assert!(std::mem::offset_of!(Config, port_lo) == 4);
 const _: () = assert!(std::mem::offset_of!(Config, action) == 8);
 
+/// `struct skiff_impair`, 16 bytes: impairments beyond [`Config::loss`], read when
+/// [`flags::REORDER`] is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Impair {
+    /// A matching frame that is not lost is delivered late with probability
+    /// `reorder / 2^32`: in XDP through the cpumap slot of CPU
+    /// `(this CPU + cpu_offset) % ncpus`, in tc egress through the interface's own
+    /// ingress backlog.
+    pub reorder: u32,
+    /// 1: the next CPU's kthread delivers delayed frames (concurrently with this CPU's
+    /// NAPI poll); 0: this CPU's own, after the softirq ends (later, burstier).
+    pub cpu_offset: u32,
+    /// Possible CPUs (the modulus above); 0 is taken as 1.
+    pub ncpus: u32,
+    /// 0.
+    pub reserved: u32,
+}
+const _: () = assert!(size_of::<Impair>() == 16);
+const _: () = assert!(std::mem::offset_of!(Impair, ncpus) == 8);
+
+impl Impair {
+    /// The map value, in the host's byte order as the C struct holds it.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&self.reorder.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.cpu_offset.to_ne_bytes());
+        b[8..12].copy_from_slice(&self.ncpus.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.reserved.to_ne_bytes());
+        b
+    }
+}
+
 impl Config {
     /// The map value, in the host's byte order as the C struct holds it.
     pub fn to_bytes(&self) -> [u8; 16] {
@@ -106,11 +164,13 @@ pub enum Outcome {
     MatchedPass = 5,
     /// Matched with [`Action::Reflect`]: sent back with `XDP_TX`.
     Reflected = 6,
+    /// Matched with [`Action::Pass`] and [`flags::REORDER`]: delivered late.
+    Reordered = 7,
 }
 
 impl Outcome {
     /// Number of counter slots.
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
     /// All slots, in index order.
     pub const ALL: [Outcome; Self::COUNT as usize] = [
         Outcome::Redirected,
@@ -120,6 +180,7 @@ impl Outcome {
         Outcome::Dropped,
         Outcome::MatchedPass,
         Outcome::Reflected,
+        Outcome::Reordered,
     ];
     /// Counter name as skiff reports it.
     pub fn name(self) -> &'static str {
@@ -131,6 +192,7 @@ impl Outcome {
             Outcome::Dropped => "dropped",
             Outcome::MatchedPass => "matched_pass",
             Outcome::Reflected => "reflected",
+            Outcome::Reordered => "reordered",
         }
     }
 }
@@ -174,6 +236,25 @@ mod tests {
     }
 
     #[test]
+    fn object_has_programs_and_maps() {
+        for name in [
+            PROGRAM_NAME,
+            TC_EGRESS_PROGRAM,
+            TC_INGRESS_PROGRAM,
+            XSKS_MAP,
+            CONFIG_MAP,
+            COUNTERS_MAP,
+            IMPAIR_MAP,
+            CPUS_MAP,
+        ] {
+            assert!(
+                OBJECT.windows(name.len()).any(|w| w == name.as_bytes()),
+                "{name} is not in the object's symbols"
+            );
+        }
+    }
+
+    #[test]
     fn config_layout_round_trip() {
         let c = Config {
             flags: 3,
@@ -185,6 +266,29 @@ mod tests {
         let b = c.to_bytes();
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 9000);
         assert_eq!(u32::from_ne_bytes([b[8], b[9], b[10], b[11]]), 1);
+    }
+
+    #[test]
+    fn impair_layout() {
+        let b = Impair {
+            reorder: 0x0102_0304,
+            cpu_offset: 1,
+            ncpus: 2,
+            reserved: 0,
+        }
+        .to_bytes();
+        assert_eq!(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]), 0x0102_0304);
+        assert_eq!(u32::from_ne_bytes([b[4], b[5], b[6], b[7]]), 1);
+        assert_eq!(u32::from_ne_bytes([b[8], b[9], b[10], b[11]]), 2);
+        assert_eq!(&b[12..], &[0u8; 4]);
+    }
+
+    #[test]
+    fn outcomes_in_slot_order() {
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i);
+        }
+        assert_eq!(Outcome::ALL.len(), Outcome::COUNT as usize);
     }
 
     #[test]
