@@ -237,7 +237,8 @@ enum Attached {
     // Boxed: an attachment holds aya's object, some 800 bytes (clippy::large_enum_variant).
     Xdp(Box<xdp::XdpAttachment>),
     Tc {
-        prog: xdp::TcAttachment,
+        // Boxed for the same reason.
+        prog: Box<xdp::TcAttachment>,
         // Put back after the programs are detached.
         _gso: GsoGuard,
         _rps: Option<RpsGuard>,
@@ -292,7 +293,7 @@ pub fn run(a: ImpairArgs) -> Result<ImpairReport> {
         p.set_reorder(reorder, a.reorder_cpu.into())?;
         p.set_config(cfg)?;
         Attached::Tc {
-            prog: p,
+            prog: Box::new(p),
             _gso: gso,
             _rps: rps,
         }

@@ -21,6 +21,7 @@ use skiff_engine::{
     netdev,
     tx::{
         ip::Route,
+        neigh::NeighCounters,
         qdisc::{Qdisc, QdiscConfig},
         tcp::{
             cc::CcKind,
@@ -28,7 +29,6 @@ use skiff_engine::{
             run::{run_tcp, TcpApp, TcpRunConfig, TcpRunReport},
             stack::{ConnId, Stack, StackConfig, TcpCounters},
         },
-        neigh::NeighCounters,
     },
     wire::parse_mac,
 };
@@ -433,7 +433,16 @@ impl TcpApp for SendApp {
             };
             // Done when our FIN is ACKed (FIN-WAIT-2, TIME-WAIT) or the connection died.
             let st = x.state();
-            if (c.closing && x.all_acked() && matches!(st, State::FinWait2 | State::TimeWait | State::Closed | State::Closing | State::LastAck))
+            if (c.closing
+                && x.all_acked()
+                && matches!(
+                    st,
+                    State::FinWait2
+                        | State::TimeWait
+                        | State::Closed
+                        | State::Closing
+                        | State::LastAck
+                ))
                 || st == State::Closed
             {
                 if c.end.is_none() {
@@ -478,7 +487,11 @@ impl TcpApp for RecvApp {
                     let phase = (pos % PATTERN_MOD) as usize;
                     let want = &pat[phase..phase + chunk.len()];
                     if want != chunk {
-                        let k = chunk.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
+                        let k = chunk
+                            .iter()
+                            .zip(want)
+                            .position(|(a, b)| a != b)
+                            .unwrap_or(0);
                         bad = Some(pos + k as u64);
                     }
                 }
@@ -524,22 +537,27 @@ struct Setup {
 
 fn setup(a: &TcpCommon) -> Result<Setup> {
     require_caps()?;
-    let cc: CcKind = a
-        .cc
-        .parse()
-        .map_err(|_| anyhow::anyhow!("bad --cc {:?}: newreno or cubic", a.cc))?;
+    let cc: CcKind =
+        a.cc.parse()
+            .map_err(|_| anyhow::anyhow!("bad --cc {:?}: newreno or cubic", a.cc))?;
     let mut plan = a.dp.plan(false)?;
     if plan.queues.len() != 1 {
-        bail!("skiff tcp runs on one queue (--queues N with one N); multi-queue TCP is not built yet");
+        bail!(
+            "skiff tcp runs on one queue (--queues N with one N); multi-queue TCP is not built yet"
+        );
     }
     plan.xsk.frames = a.frames.next_power_of_two().clamp(8192, 1 << 20);
-    let mac = netdev::mac(&plan.ifname)
-        .with_context(|| format!("no MAC address for {}", plan.ifname))?;
+    let mac =
+        netdev::mac(&plan.ifname).with_context(|| format!("no MAC address for {}", plan.ifname))?;
     let (addr, prefix) = match &a.src {
         Some(s) => {
             let (ip, p) = s.split_once('/').unwrap_or((s, "24"));
             let ip: std::net::Ipv4Addr = ip.parse().with_context(|| format!("bad --src {s:?}"))?;
-            (ip.octets(), p.parse::<u8>().with_context(|| format!("bad prefix in --src {s:?}"))?)
+            (
+                ip.octets(),
+                p.parse::<u8>()
+                    .with_context(|| format!("bad prefix in --src {s:?}"))?,
+            )
         }
         None => netdev::ipv4_addr(&plan.ifname).with_context(|| {
             format!("{} has no IPv4 address: give --src IP/PREFIX", plan.ifname)
@@ -645,10 +663,7 @@ fn totals(
             let _ = all.add(h);
         }
     }
-    let completed = reports
-        .iter()
-        .filter(|r| r.complete)
-        .count() as u32;
+    let completed = reports.iter().filter(|r| r.complete).count() as u32;
     TcpReport {
         role,
         iface: a.dp.iface.clone(),
@@ -683,7 +698,13 @@ fn print_text(r: &TcpReport) {
     );
     println!(
         "  RTT µs: min {} p50 {} p90 {} p99 {} p99.9 {} max {} ({} samples)",
-        r.rtt.min_us, r.rtt.p50_us, r.rtt.p90_us, r.rtt.p99_us, r.rtt.p999_us, r.rtt.max_us, r.rtt.samples
+        r.rtt.min_us,
+        r.rtt.p50_us,
+        r.rtt.p90_us,
+        r.rtt.p99_us,
+        r.rtt.p999_us,
+        r.rtt.max_us,
+        r.rtt.samples
     );
     if r.stack.in_csum_errors > 0 {
         println!(
@@ -712,7 +733,10 @@ fn print_text(r: &TcpReport) {
         );
     }
     if r.conns.len() > 16 {
-        println!("  ... {} more connections (--json lists all)", r.conns.len() - 16);
+        println!(
+            "  ... {} more connections (--json lists all)",
+            r.conns.len() - 16
+        );
     }
 }
 
@@ -782,7 +806,14 @@ fn send(a: SendArgs) -> Result<()> {
         },
         error: None,
     };
-    let poller = run_tcp(&mut s.q, &mut s.stack, &mut s.qdisc, &mut app, &s.run, &s.stop);
+    let poller = run_tcp(
+        &mut s.q,
+        &mut s.stack,
+        &mut s.qdisc,
+        &mut app,
+        &s.run,
+        &s.stop,
+    );
     let now = Instant::now();
     for c in &mut app.conns {
         if c.report.is_none() {
@@ -834,7 +865,14 @@ fn recv(a: RecvArgs) -> Result<()> {
         },
         expect,
     };
-    let poller = run_tcp(&mut s.q, &mut s.stack, &mut s.qdisc, &mut app, &s.run, &s.stop);
+    let poller = run_tcp(
+        &mut s.q,
+        &mut s.stack,
+        &mut s.qdisc,
+        &mut app,
+        &s.run,
+        &s.stop,
+    );
     let now = Instant::now();
     for c in &mut app.conns {
         if c.report.is_none() {

@@ -26,12 +26,19 @@ fn peer_script() -> PathBuf {
 /// `tcp_peer.py ARGS` in namespace b, bounded by `secs`.
 fn peer(bed: &Bed, secs: u32, args: &[&str]) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", &bed.ns_b(), "timeout", &secs.to_string(), "python3"])
-        .arg(peer_script())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args([
+        "netns",
+        "exec",
+        &bed.ns_b(),
+        "timeout",
+        &secs.to_string(),
+        "python3",
+    ])
+    .arg(peer_script())
+    .args(args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     c
 }
 
@@ -40,10 +47,23 @@ fn peer(bed: &Bed, secs: u32, args: &[&str]) -> Command {
 /// AF_XDP, rightly drops as bad.
 fn peer_csum_off(bed: &Bed) {
     let out = Command::new("ip")
-        .args(["netns", "exec", &bed.ns_b(), "ethtool", "-K", &bed.if_b(), "tx", "off"])
+        .args([
+            "netns",
+            "exec",
+            &bed.ns_b(),
+            "ethtool",
+            "-K",
+            &bed.if_b(),
+            "tx",
+            "off",
+        ])
         .output()
         .expect("ethtool (deploy/setup.sh installs it)");
-    assert!(out.status.success(), "ethtool -K tx off: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ethtool -K tx off: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Starts the kernel server and waits until it listens.
@@ -71,9 +91,15 @@ fn start_server(bed: &Bed, secs: u32, port: u16, bytes: u64, conns: u32) -> Chil
     while !ready.exists() {
         if let Some(st) = child.try_wait().expect("try_wait") {
             let out = child.wait_with_output().expect("output");
-            panic!("kernel server exited early ({st}): {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "kernel server exited early ({st}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "kernel server not listening in 15 s");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "kernel server not listening in 15 s"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = std::fs::remove_file(&ready);
@@ -88,8 +114,12 @@ fn peer_json(out: Output, who: &str) -> Value {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{who}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{who}: bad JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// skiff tcp send from a to the kernel in b.
@@ -99,8 +129,20 @@ fn skiff_send(bed: &Bed, port: u16, bytes: u64, conns: u32, extra: &[&str]) -> V
     let b = bytes.to_string();
     let k = conns.to_string();
     let mut args = vec![
-        "tcp", "send", "--iface", &ifname, "--dst", &dst, "--bytes", &b, "--conns", &k, "--json",
-        "--quiet", "--timeout", "240s",
+        "tcp",
+        "send",
+        "--iface",
+        &ifname,
+        "--dst",
+        &dst,
+        "--bytes",
+        &b,
+        "--conns",
+        &k,
+        "--json",
+        "--quiet",
+        "--timeout",
+        "240s",
     ];
     args.extend_from_slice(extra);
     let out = bed.cmd('a', &args).output().expect("skiff tcp send");
@@ -122,14 +164,23 @@ fn print_summary(who: &str, v: &Value) {
 /// `skiff impair ARGS` on b's interface, started and ready; stop it with [`stop_impair`].
 fn start_impair(bed: &Bed, extra: &[&str]) -> Child {
     let ifname = bed.if_b();
-    let mut args = vec!["impair", "--iface", ifname.as_str(), "--duration", "280s", "--json"];
+    let mut args = vec![
+        "impair",
+        "--iface",
+        ifname.as_str(),
+        "--duration",
+        "280s",
+        "--json",
+    ];
     args.extend_from_slice(extra);
     start_ready(bed, 'b', &args, "impair")
 }
 
 /// SIGINT (a clean stop that restores what impair changed), then its report.
 fn stop_impair(c: Child) -> Value {
-    let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &c.id().to_string()])
+        .status();
     common::finish(c, "skiff impair")
 }
 
@@ -145,7 +196,10 @@ fn send_to_kernel(tag: &str, bytes: u64, conns: u32, impair: Option<&[&str]>) ->
     if let Some(c) = imp {
         let r = stop_impair(c);
         eprintln!("impair: {r}");
-        assert!(u(&r, &["dropped"]) + u(&r, &["reordered"]) > 0, "the impairment did nothing: {r}");
+        assert!(
+            u(&r, &["dropped"]) + u(&r, &["reordered"]) > 0,
+            "the impairment did nothing: {r}"
+        );
     }
     print_summary("skiff send", &sent);
     eprintln!("kernel server: {}", srv);
@@ -164,8 +218,18 @@ fn kernel_to_skiff(tag: &str, bytes: u64, impair: Option<&[&str]>) -> Value {
         &bed,
         'a',
         &[
-            "tcp", "recv", "--iface", &ifname, "--listen", "5002", "--expect-bytes", &b, "--json",
-            "--quiet", "--timeout", "240s",
+            "tcp",
+            "recv",
+            "--iface",
+            &ifname,
+            "--listen",
+            "5002",
+            "--expect-bytes",
+            &b,
+            "--json",
+            "--quiet",
+            "--timeout",
+            "240s",
         ],
         "tcp-recv",
     );
@@ -174,7 +238,17 @@ fn kernel_to_skiff(tag: &str, bytes: u64, impair: Option<&[&str]>) -> Value {
     let client = peer(
         &bed,
         250,
-        &["client", "--dst", "198.18.0.1", "--port", "5002", "--bytes", &b, "--cc", "cubic"],
+        &[
+            "client",
+            "--dst",
+            "198.18.0.1",
+            "--port",
+            "5002",
+            "--bytes",
+            &b,
+            "--cc",
+            "cubic",
+        ],
     )
     .output()
     .expect("kernel client");
@@ -183,7 +257,10 @@ fn kernel_to_skiff(tag: &str, bytes: u64, impair: Option<&[&str]>) -> Value {
     if let Some(c) = imp {
         let ir = stop_impair(c);
         eprintln!("impair: {ir}");
-        assert!(u(&ir, &["dropped"]) + u(&ir, &["reordered"]) > 0, "the impairment did nothing: {ir}");
+        assert!(
+            u(&ir, &["dropped"]) + u(&ir, &["reordered"]) > 0,
+            "the impairment did nothing: {ir}"
+        );
     }
     print_summary("skiff recv", &r);
     eprintln!("kernel client: {cl}");
@@ -197,7 +274,11 @@ fn assert_exact(sent: &Value, srv: &Value, bytes: u64, conns: u32) {
     assert_eq!(u(sent, &["conns_completed"]), conns as u64, "skiff: {sent}");
     assert_eq!(u(sent, &["bytes"]), bytes * conns as u64);
     assert_eq!(srv["ok"], Value::Bool(true), "kernel server: {srv}");
-    assert_eq!(u(srv, &["total_bytes"]), bytes * conns as u64, "kernel server: {srv}");
+    assert_eq!(
+        u(srv, &["total_bytes"]),
+        bytes * conns as u64,
+        "kernel server: {srv}"
+    );
 }
 
 #[test]
@@ -213,9 +294,16 @@ fn kernel_client_sends_1gib_to_skiff_recv() {
 
 #[test]
 fn kernel_client_sends_1gib_to_skiff_through_loss_and_reordering() {
-    let r = kernel_to_skiff("tq", GIB, Some(&["--egress", "--loss", "1", "--reorder", "5"]));
+    let r = kernel_to_skiff(
+        "tq",
+        GIB,
+        Some(&["--egress", "--loss", "1", "--reorder", "5"]),
+    );
     let c = &r["conns"][0]["counters"];
-    assert!(u(c, &["ofo_queued"]) > 0, "no out-of-order segment reached skiff: {c}");
+    assert!(
+        u(c, &["ofo_queued"]) > 0,
+        "no out-of-order segment reached skiff: {c}"
+    );
     assert!(u(c, &["dup_data_in"]) + u(c, &["ofo_queued"]) > 0);
 }
 
@@ -229,7 +317,10 @@ fn skiff_sends_1gib_through_reordering() {
 fn skiff_sends_1gib_through_1pct_loss() {
     let (sent, srv) = send_to_kernel("tl", GIB, 1, Some(&["--loss", "1"]));
     assert_exact(&sent, &srv, GIB, 1);
-    assert!(u(&sent, &["retrans_segs"]) > 0, "1% loss must cause retransmissions: {sent}");
+    assert!(
+        u(&sent, &["retrans_segs"]) > 0,
+        "1% loss must cause retransmissions: {sent}"
+    );
 }
 
 #[test]

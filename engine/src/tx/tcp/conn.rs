@@ -186,8 +186,11 @@ struct Seg {
 
 impl Seg {
     fn end(&self) -> Seq {
-        self.seq
-            .add(self.len as u32 + u32::from(self.ctl & flags::SYN != 0) + u32::from(self.ctl & flags::FIN != 0))
+        self.seq.add(
+            self.len as u32
+                + u32::from(self.ctl & flags::SYN != 0)
+                + u32::from(self.ctl & flags::FIN != 0),
+        )
     }
 }
 
@@ -619,7 +622,9 @@ impl Conn {
         if !matches!(self.state, State::Established | State::CloseWait) || self.fin_queued {
             return 0;
         }
-        self.cfg.sndbuf.saturating_sub(self.write_seq.since(self.snd_una))
+        self.cfg
+            .sndbuf
+            .saturating_sub(self.write_seq.since(self.snd_una))
     }
 
     /// Bytes readable in order.
@@ -635,6 +640,13 @@ impl Conn {
     /// True when everything written has been ACKed (FIN included, once queued).
     pub fn all_acked(&self) -> bool {
         self.snd_una == self.write_seq && self.q.is_empty()
+    }
+
+    /// Frames the receive side holds (in-order and out-of-order queues), for tests that
+    /// account for every UMEM frame.
+    #[cfg(test)]
+    pub(crate) fn rx_frames(&self) -> usize {
+        self.rcvq.len() + self.ooo.len()
     }
 
     /// Appends up to `max` payload bytes produced by `fill` (called once per frame with the
@@ -767,17 +779,18 @@ impl Conn {
 
     /// The application closes its side: FIN queued, state per RFC 9293 §3.10.4.
     pub(crate) fn close(&mut self, ctx: &mut Ctx<'_>) {
-        match self.state {
+        let state = self.state;
+        match state {
             State::SynSent => self.terminate(ctx, CloseReason::Normal),
-            State::SynReceived | State::Established | State::CloseWait if !self.fin_queued => {
-                if self.queue_ctl(ctx, flags::FIN) {
-                    self.fin_queued = true;
-                    self.state = if self.state == State::CloseWait {
-                        State::LastAck
-                    } else {
-                        State::FinWait1
-                    };
-                }
+            State::SynReceived | State::Established | State::CloseWait
+                if !self.fin_queued && self.queue_ctl(ctx, flags::FIN) =>
+            {
+                self.fin_queued = true;
+                self.state = if state == State::CloseWait {
+                    State::LastAck
+                } else {
+                    State::FinWait1
+                };
             }
             _ => {}
         }
@@ -853,8 +866,15 @@ impl Conn {
         }
         let max = 65535u32 << self.rcv_wscale;
         new = new.min(max);
-        // Round down to what the scaled field can express, keeping the edge.
-        let field = new >> self.rcv_wscale;
+        // Round down to what the scaled field can express, but never below the current
+        // window: that one is rounded up (`tcp_select_window`: `ALIGN(cur_win, 1 <<
+        // rcv_wscale)`). (Fix: rounding down alone moved the right edge left by up to
+        // 2^wscale − 1 bytes, and data the peer sent up to the old edge was then dropped
+        // as out of window; caught by the test `advertised_right_edge_never_moves_left`.)
+        let mut field = new >> self.rcv_wscale;
+        if field << self.rcv_wscale < cur {
+            field = cur.div_ceil(1 << self.rcv_wscale).min(65535);
+        }
         self.rcv_wnd = field << self.rcv_wscale;
         self.rcv_wup = self.rcv_nxt;
         field as u16
@@ -922,9 +942,12 @@ impl Conn {
             ctx.counters.active_opens += 1;
         } else {
             // Simultaneous open (RFC 9293 §3.5): SYN-RECEIVED, SYN-ACK from the queue.
+            // (Fix: the SYN was flagged lost without counting it in `lost_out`, so the
+            // SYN-ACK never went out and the ACK of our SYN underflowed `lost_out`; caught
+            // by the test `simultaneous_open_sends_syn_ack_and_establishes`.)
             self.state = State::SynReceived;
-            if let Some(s) = self.q.front_mut() {
-                s.lost = true;
+            if !self.q.is_empty() {
+                self.mark_lost(0);
             }
         }
     }
@@ -958,6 +981,29 @@ impl Conn {
                 }
             }
         }
+        // The peer's SYN again in SYN-RECEIVED: our SYN-ACK was lost; resend it, at most
+        // once per `tcp_invalid_ratelimit` (`tcp_check_req`: `seq == rcv_isn && flg ==
+        // TCP_FLAG_SYN` → `inet_rtx_syn_ack`). (Fix: this sat behind the acceptability
+        // test, which such a SYN, one below RCV.NXT, never passes, so the SYN-ACK was not
+        // resent and the SYN drew a D-SACK instead; caught by the test
+        // `duplicate_syn_in_syn_received_resends_the_same_syn_ack_frame`.)
+        if self.state == State::SynReceived
+            && f & (flags::SYN | flags::ACK | flags::RST) == flags::SYN
+            && h.seq.add(1) == self.rcv_nxt
+        {
+            if now.saturating_sub(self.last_oow_ack_us) >= OOW_RATELIMIT_US
+                && self.q.front().is_some_and(|s| s.ctl & flags::SYN != 0)
+            {
+                self.last_oow_ack_us = now;
+                if self.q[0].retrans {
+                    // Sent again already: eligible once more.
+                    self.q[0].retrans = false;
+                    self.retrans_out -= 1;
+                }
+                self.mark_lost(0);
+            }
+            return;
+        }
         // Acceptability (RFC 9293 §3.10.7.4), against the window we advertised.
         let wnd = self.rcv_wup.add(self.rcv_wnd).since(self.rcv_nxt);
         let right = self.rcv_nxt.add(wnd);
@@ -970,18 +1016,31 @@ impl Conn {
                     || h.seq.add(seg_len - 1).in_range(self.rcv_nxt, right)
             }
         };
-        if !acceptable && !(self.state == State::SynReceived && f & flags::ACK != 0 && seg_len == 0) {
+        // A pure ACK completing the handshake is judged by its ACK, not its sequence.
+        let handshake_ack = self.state == State::SynReceived && f & flags::ACK != 0 && seg_len == 0;
+        if !(acceptable || handshake_ack) {
             if f & flags::RST == 0 {
                 self.counters.out_of_window += 1;
-                if seg_len > 0 && h.seq.lt(self.rcv_nxt) {
+                // (Fix: a SYN is tested first, as `tcp_validate_incoming` jumps to
+                // `syn_challenge` before `tcp_send_dupack`: an old SYN below RCV.NXT drew
+                // an unlimited ACK with an empty D-SACK block; and the D-SACK of a
+                // retransmitted FIN covers the FIN's sequence number (`end_seq`), where it
+                // was an empty block. Caught by the tests
+                // `syn_on_established_draws_challenge_ack` and
+                // `time_wait_acks_a_retransmitted_fin`.)
+                if f & flags::SYN != 0 {
+                    // RFC 5961 §4.2: any SYN in a synchronized state.
+                    ctx.counters.syn_challenged += 1;
+                    self.send_challenge_ack(ctx);
+                } else if seg_len > 0 && h.seq.lt(self.rcv_nxt) {
                     // Old duplicate data: D-SACK it (RFC 2883) and ACK at once.
                     self.counters.dup_data_in += 1;
                     if self.sack_ok {
-                        let end = h.seq.add(len as u32).min(self.rcv_nxt);
+                        let end = h.seq.add(seg_len).min(self.rcv_nxt);
                         self.dsack = Some((h.seq, end));
                     }
                     self.ack_now = true;
-                } else if f & flags::SYN != 0 || seg_len == 0 {
+                } else if seg_len == 0 {
                     // Pure ACKs out of window are rate limited (`tcp_oow_rate_limited`).
                     self.send_challenge_ack(ctx);
                 } else {
@@ -1001,20 +1060,11 @@ impl Conn {
             }
             return;
         }
-        // SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, drop.
+        // SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, drop. (A
+        // retransmitted SYN in SYN-RECEIVED was handled above.)
         if f & flags::SYN != 0 {
-            if self.state == State::SynReceived && h.seq.add(1) == self.rcv_nxt {
-                // The peer's SYN again: our SYN-ACK was lost; resend it.
-                if let Some(s) = self.q.front_mut() {
-                    if s.ctl & flags::SYN != 0 && !s.lost {
-                        s.lost = true;
-                        self.lost_out += 1;
-                    }
-                }
-            } else {
-                ctx.counters.syn_challenged += 1;
-                self.send_challenge_ack(ctx);
-            }
+            ctx.counters.syn_challenged += 1;
+            self.send_challenge_ack(ctx);
             return;
         }
         if f & flags::ACK == 0 {
@@ -1149,7 +1199,10 @@ impl Conn {
                 self.receive_fin(ctx);
             }
             self.rcv_unacked += len as u32;
-            if !self.ooo.is_empty() || self.quickack > 0 || self.rcv_unacked >= 2 * self.rcv_mss as u32 {
+            if !self.ooo.is_empty()
+                || self.quickack > 0
+                || self.rcv_unacked >= 2 * self.rcv_mss as u32
+            {
                 self.ack_now = true;
                 self.quickack = self.quickack.saturating_sub(1);
             } else if self.delack_at.is_none() {
@@ -1218,7 +1271,8 @@ impl Conn {
             self.snd_wl1 = h.seq;
             self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(wnd);
-            if wnd > 0 {
+            // `tcp_ack_probe`: the probe timer stops once the head fits the window.
+            if !self.window_blocks_head() {
                 self.persist_at = None;
                 self.persist_backoff = 0;
             }
@@ -1240,7 +1294,7 @@ impl Conn {
         if ack.gt(self.snd_una) {
             let acked = self.process_acked(ctx, ack, now);
             self.retries = 0;
-            ctx.neigh.confirm(self.next_hop, now);
+            ctx.neigh.confirm(self.next_hop, ctx.now_ns());
             self.dupacks = 0;
             self.after_ack(ctx, acked, newly_sacked, prior_in_flight, now);
         } else if ack == self.snd_una
@@ -1395,8 +1449,11 @@ impl Conn {
         }
         // Time to recover? (`tcp_time_to_recover`: dupthresh dupacks, or SACKs saying the
         // head is lost.)
-        let head_lost = self.sack_ok && self.sacked_out > 0 && self.sb.is_lost(self.snd_una, self.mss as u32);
-        if self.packets_out > 0 && (self.dupacks >= DUPTHRESH || self.sacked_out >= DUPTHRESH || head_lost) {
+        let head_lost =
+            self.sack_ok && self.sacked_out > 0 && self.sb.is_lost(self.snd_una, self.mss as u32);
+        if self.packets_out > 0
+            && (self.dupacks >= DUPTHRESH || self.sacked_out >= DUPTHRESH || head_lost)
+        {
             self.enter_recovery(now, prior_in_flight);
             return;
         }
@@ -1408,7 +1465,8 @@ impl Conn {
         if acked > 0 {
             // cwnd-limited: was the window full before this ACK (`tcp_is_cwnd_limited`)?
             let cwnd = self.cc.cwnd();
-            let limited = prior_in_flight >= cwnd || (self.cc.in_slow_start() && prior_in_flight * 2 > cwnd);
+            let limited =
+                prior_in_flight >= cwnd || (self.cc.in_slow_start() && prior_in_flight * 2 > cwnd);
             self.cc.on_ack(acked, now, self.rtt.min_rtt_us(), limited);
         }
     }
@@ -1478,10 +1536,15 @@ impl Conn {
 
     /// Earliest pending timer, µs.
     pub(crate) fn next_timer(&self) -> Option<u64> {
-        [self.rto_at, self.persist_at, self.delack_at, self.time_wait_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.rto_at,
+            self.persist_at,
+            self.delack_at,
+            self.time_wait_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs the timers that are due.
@@ -1547,10 +1610,18 @@ impl Conn {
         self.rto_at = Some(now + self.rtt.rto_us());
     }
 
+    /// True when the first unsent segment carries data the peer's window does not take
+    /// (what stops `send_new`; `tcp_snd_wnd_test` failing).
+    fn window_blocks_head(&self) -> bool {
+        self.q.get(self.unsent).is_some_and(|g| {
+            g.len > 0 && g.seq.add(g.len as u32).gt(self.snd_una.add(self.snd_wnd))
+        })
+    }
+
     /// Zero-window probe: a segment one below snd_una with no data, which the peer must
     /// ACK with its current window (`tcp_xmit_probe_skb`).
     fn send_window_probe(&mut self, ctx: &mut Ctx<'_>) {
-        if self.unsent >= self.q.len() || self.snd_wnd > 0 {
+        if !self.window_blocks_head() {
             return;
         }
         self.counters.window_probes += 1;
@@ -1615,7 +1686,10 @@ impl Conn {
         if self.state == State::Closed {
             return;
         }
-        let hh = match ctx.neigh.resolve(self.next_hop, ctx.now_us, ctx.neigh_out) {
+        let hh = match ctx
+            .neigh
+            .resolve(self.next_hop, ctx.now_ns(), ctx.neigh_out)
+        {
             Resolve::Ready(hh) => *hh,
             Resolve::Pending => return,
             Resolve::Failed => {
@@ -1630,12 +1704,19 @@ impl Conn {
         }
         // New data.
         carried_ack |= self.send_new(ctx, &hh);
-        // Zero window with data waiting and nothing in flight: the persist timer.
-        if self.unsent < self.q.len()
-            && self.snd_wnd == 0
+        // Data waiting that the peer's window does not take, and nothing in flight whose
+        // ACK could open it: the persist timer (`tcp_check_probe_timer`). (Fix: this
+        // tested `snd_wnd == 0` only, so a window smaller than the next segment, which
+        // `send_new` never splits, stalled the connection for good; caught by the test
+        // `window_below_one_segment_still_probes`. Where the kernel's `tcp_write_wakeup`
+        // would send the part that fits, skiff probes until the segment fits.)
+        if self.window_blocks_head()
             && self.packets_out == 0
             && self.persist_at.is_none()
-            && matches!(self.state, State::Established | State::CloseWait | State::FinWait1 | State::LastAck)
+            && matches!(
+                self.state,
+                State::Established | State::CloseWait | State::FinWait1 | State::LastAck
+            )
         {
             self.persist_at = Some(ctx.now_us + self.rtt.rto_us());
         }
@@ -1682,7 +1763,9 @@ impl Conn {
                 break;
             }
             // SYN-SENT / SYN-RECEIVED send nothing but the SYN.
-            if matches!(self.state, State::SynSent | State::SynReceived) && self.q[self.unsent].ctl & flags::SYN == 0 {
+            if matches!(self.state, State::SynSent | State::SynReceived)
+                && self.q[self.unsent].ctl & flags::SYN == 0
+            {
                 break;
             }
             let cwnd = self.cc.cwnd();
@@ -1719,7 +1802,12 @@ impl Conn {
                 break;
             }
             // Nagle (RFC 9293 §3.7.4): a small segment waits while data is in flight.
-            if self.cfg.nagle && n == 1 && (self.q[first].len as u32) < self.mss as u32 && self.packets_out > 0 && self.q[first].ctl == 0 {
+            if self.cfg.nagle
+                && n == 1
+                && (self.q[first].len as u32) < self.mss as u32
+                && self.packets_out > 0
+                && self.q[first].ctl == 0
+            {
                 break;
             }
             if !self.transmit(ctx, hh, first, n) {
@@ -1767,7 +1855,14 @@ impl Conn {
             opts.sack_permitted = self.state == State::SynSent || self.sack_ok;
             let peer_ts = self.state == State::SynSent || self.ts_ok;
             if peer_ts {
-                opts.timestamps = Some((tsval, if self.state == State::SynSent { 0 } else { self.ts_recent }));
+                opts.timestamps = Some((
+                    tsval,
+                    if self.state == State::SynSent {
+                        0
+                    } else {
+                        self.ts_recent
+                    },
+                ));
             }
             if self.state == State::SynSent || self.rcv_wscale > 0 {
                 opts.wscale = Some(OUR_WSCALE);
@@ -1784,7 +1879,11 @@ impl Conn {
             src_port: self.local.1,
             dst_port: self.remote.1,
             seq: g0.seq,
-            ack: if fl & flags::ACK != 0 { self.rcv_nxt } else { Seq(0) },
+            ack: if fl & flags::ACK != 0 {
+                self.rcv_nxt
+            } else {
+                Seq(0)
+            },
             flags: fl,
             window,
             checksum: 0,
@@ -1815,7 +1914,12 @@ impl Conn {
                 ctx.refs.completed(ctx.area, frame, ctx.pool);
                 return false;
             }
-            ctx.fill_tcp_checksum(&mut frame, self.local.0, self.remote.0, hl - th.header_len());
+            ctx.fill_tcp_checksum(
+                &mut frame,
+                self.local.0,
+                self.remote.0,
+                hl - th.header_len(),
+            );
             let q = &mut self.q[first];
             q.sent_us = now;
             q.xmits = q.xmits.saturating_add(1);
@@ -1830,7 +1934,11 @@ impl Conn {
             self.ack_sent();
             return true;
         }
-        let mss = if n > 1 { self.q[first].len } else { self.mss.max(g0.len.max(1)) };
+        let mss = if n > 1 {
+            self.q[first].len
+        } else {
+            self.mss.max(g0.len.max(1))
+        };
         let Ok(tmpl) = GsoTemplate::new(&hdr[..hl], mss.max(1)) else {
             return false;
         };
@@ -1952,7 +2060,10 @@ impl Conn {
     /// A segment with no payload that is not queued for retransmission: a pure ACK (with
     /// SACK blocks and D-SACK), a RST, a window probe.
     fn send_pure(&mut self, ctx: &mut Ctx<'_>, seq: Seq, fl: u8, with_sack: bool) {
-        let hh = match ctx.neigh.resolve(self.next_hop, ctx.now_us, ctx.neigh_out) {
+        let hh = match ctx
+            .neigh
+            .resolve(self.next_hop, ctx.now_ns(), ctx.neigh_out)
+        {
             Resolve::Ready(hh) => *hh,
             _ => return,
         };
@@ -1961,7 +2072,11 @@ impl Conn {
             opts.timestamps = Some((self.tsval(ctx.now_us), self.ts_recent));
         }
         if with_sack && self.sack_ok {
-            let max = if self.ts_ok { MAX_SACK_WITH_TS } else { MAX_SACK_WITH_TS + 1 };
+            let max = if self.ts_ok {
+                MAX_SACK_WITH_TS
+            } else {
+                MAX_SACK_WITH_TS + 1
+            };
             let mut blocks = Vec::with_capacity(4);
             if let Some(d) = self.dsack {
                 blocks.push(d);
@@ -2008,7 +2123,12 @@ impl Conn {
             ctx.pool.push(frame);
             return;
         }
-        ctx.fill_tcp_checksum(&mut frame, self.local.0, self.remote.0, hl - th.header_len());
+        ctx.fill_tcp_checksum(
+            &mut frame,
+            self.local.0,
+            self.remote.0,
+            hl - th.header_len(),
+        );
         ctx.refs.send_unheld(ctx.area, &frame);
         ctx.out.push(TxFrame {
             frame,

@@ -12,3 +12,6 @@ pub mod seq;
 pub mod stack;
 
 pub use seq::Seq;
+
+#[cfg(test)]
+mod tests;

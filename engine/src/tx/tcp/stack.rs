@@ -132,6 +132,14 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The clock in nanoseconds: the unit of the neighbour table's timers. (Fix: the
+    /// table used to be given microseconds, so its 1 s ARP/ND retransmit timer ran for
+    /// 1000 s and an unanswered `connect` never failed; caught by the test
+    /// `arp_unanswered_retries_every_second_then_unreachable`.)
+    pub fn now_ns(&self) -> u64 {
+        self.now_us.saturating_mul(1000)
+    }
+
     /// A frame for control traffic (ACKs, SYNs, FINs, RSTs): may use the reserve.
     pub fn alloc(&mut self) -> Option<Frame> {
         let f = self.pool.pop();
@@ -314,6 +322,18 @@ impl Stack {
         self.refs.live()
     }
 
+    /// Frames parked on retransmit queues (held, not in flight), for tests.
+    #[cfg(test)]
+    pub(crate) fn frames_parked(&self) -> usize {
+        self.refs.parked_count()
+    }
+
+    /// Frames the connections' receive queues hold, for tests.
+    #[cfg(test)]
+    pub(crate) fn rx_frames(&self) -> usize {
+        self.conns.iter().flatten().map(Conn::rx_frames).sum()
+    }
+
     fn split(&mut self) -> (Ctx<'_>, &mut Vec<Option<Conn>>) {
         (
             Ctx {
@@ -364,8 +384,14 @@ impl Stack {
         let mut port = None;
         for _ in 0..span {
             let p = self.next_port;
-            self.next_port = if p >= EPHEMERAL_HI { EPHEMERAL_LO } else { p + 1 };
-            if !self.by_tuple.contains_key(&(remote.0, remote.1, p)) && !self.listeners.contains_key(&p) {
+            self.next_port = if p >= EPHEMERAL_HI {
+                EPHEMERAL_LO
+            } else {
+                p + 1
+            };
+            if !self.by_tuple.contains_key(&(remote.0, remote.1, p))
+                && !self.listeners.contains_key(&p)
+            {
                 port = Some(p);
                 break;
             }
@@ -503,7 +529,9 @@ impl Stack {
         };
         match et {
             ETHERTYPE_ARP => {
-                self.neigh.input(bytes, self.now_us, &mut self.neigh_out);
+                // The neighbour table counts in ns (see `Ctx::now_ns`).
+                self.neigh
+                    .input(bytes, self.now_us.saturating_mul(1000), &mut self.neigh_out);
                 self.pool.push(frame);
             }
             ETHERTYPE_IPV4 => self.input_ipv4(&area, frame),
@@ -526,7 +554,11 @@ impl Stack {
         }
         let ihl = ((ipb[0] & 0xf) as usize) * 4;
         let tot = u16::from_be_bytes([ipb[2], ipb[3]]) as usize;
-        if tot < ihl || tot > ipb.len() || ihl > ipb.len() || checksum::checksum(&ipb[..ihl], 0) != 0 {
+        if tot < ihl
+            || tot > ipb.len()
+            || ihl > ipb.len()
+            || checksum::checksum(&ipb[..ihl], 0) != 0
+        {
             self.counters.ip_errors += 1;
             self.pool.push(frame);
             return;
@@ -548,7 +580,15 @@ impl Stack {
         }
         let l4 = 14 + ihl;
         let mac = [b[6], b[7], b[8], b[9], b[10], b[11]];
-        self.input_tcp(area, frame, IpAddr::from(src), IpAddr::from(dst), l4, tot - ihl, mac);
+        self.input_tcp(
+            area,
+            frame,
+            IpAddr::from(src),
+            IpAddr::from(dst),
+            l4,
+            tot - ihl,
+            mac,
+        );
     }
 
     fn input_ipv6(&mut self, area: &UmemArea, frame: Frame) {
@@ -566,7 +606,8 @@ impl Stack {
             return;
         }
         if ipb[6] == IPPROTO_ICMPV6 {
-            self.neigh.input(b, self.now_us, &mut self.neigh_out);
+            self.neigh
+                .input(b, self.now_us.saturating_mul(1000), &mut self.neigh_out);
             self.pool.push(frame);
             return;
         }
@@ -586,7 +627,15 @@ impl Stack {
             return;
         }
         let mac = [b[6], b[7], b[8], b[9], b[10], b[11]];
-        self.input_tcp(area, frame, IpAddr::from(src), IpAddr::from(dst), 14 + 40, plen, mac);
+        self.input_tcp(
+            area,
+            frame,
+            IpAddr::from(src),
+            IpAddr::from(dst),
+            14 + 40,
+            plen,
+            mac,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -673,6 +722,11 @@ impl Stack {
         };
         l.half_open = l.half_open.saturating_sub(1);
         if st == State::Closed {
+            // Died half-open (RST, SYN-ACK retries): no application knows its id, so it
+            // goes now. (Fix: it stayed in the table, and its 4-tuple swallowed every
+            // later SYN from the same peer port; caught by the test
+            // `rst_in_syn_received_frees_the_listener_slot_and_tuple`.)
+            self.remove(id);
             return;
         }
         if l.accept_q.len() >= l.backlog {
@@ -683,7 +737,13 @@ impl Stack {
         l.accept_q.push_back(id);
     }
 
-    fn passive_open(&mut self, port: u16, local: (IpAddr, u16), remote: (IpAddr, u16), h: &TcpHeader) {
+    fn passive_open(
+        &mut self,
+        port: u16,
+        local: (IpAddr, u16),
+        remote: (IpAddr, u16),
+        h: &TcpHeader,
+    ) {
         let Some(next_hop) = self.cfg.route.next_hop(remote.0) else {
             return;
         };
@@ -760,7 +820,9 @@ impl Stack {
     /// until [`Stack::remove`].
     pub fn poll(&mut self) {
         let now = self.now_us;
-        self.neigh.poll(now, &mut self.neigh_out);
+        // The neighbour table counts in ns (see `Ctx::now_ns`).
+        self.neigh
+            .poll(now.saturating_mul(1000), &mut self.neigh_out);
         let mut promote = Vec::new();
         {
             let (mut ctx, conns) = self.split();
@@ -849,7 +911,12 @@ impl Stack {
 
     /// Earliest timer of any connection, µs.
     pub fn next_timer(&self) -> Option<u64> {
-        let conn = self.conns.iter().flatten().filter_map(Conn::next_timer).min();
+        let conn = self
+            .conns
+            .iter()
+            .flatten()
+            .filter_map(Conn::next_timer)
+            .min();
         let neigh = self.neigh.next_timer_ns().map(|t| t / 1000);
         conn.into_iter().chain(neigh).min()
     }
