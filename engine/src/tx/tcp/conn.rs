@@ -1698,6 +1698,21 @@ impl Conn {
             }
         };
         let mut carried_ack = false;
+        // SACK and D-SACK blocks ride on pure ACKs only (a data segment's header length
+        // is fixed by where its payload sits), so when the peer is owed them a pure ACK
+        // goes first, whatever data follows; Linux puts them on the data segments
+        // (`tcp_established_options`). (Fix: data carrying the ACK number used to clear
+        // the owed ACK, and the peer never heard of the hole: data segments are not
+        // duplicate ACKs, so its recovery waited for an RTO; caught by the test
+        // `out_of_order_while_sending_still_reports_sack`.)
+        if self.ack_now
+            && self.sack_ok
+            && (self.dsack.is_some() || !self.ooo.is_empty())
+            && self.state != State::SynSent
+        {
+            let seq = self.snd_nxt;
+            self.send_pure(ctx, seq, flags::ACK, true);
+        }
         // Retransmissions.
         if self.lost_out > self.retrans_out {
             carried_ack |= self.retransmit(ctx, &hh);

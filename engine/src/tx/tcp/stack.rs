@@ -819,6 +819,8 @@ impl Stack {
     /// their accept queues; closed connections that the application no longer needs stay
     /// until [`Stack::remove`].
     pub fn poll(&mut self) {
+        // Passive opens are promoted through `parent`; the list is only a signal.
+        self.established.clear();
         let now = self.now_us;
         // The neighbour table counts in ns (see `Ctx::now_ns`).
         self.neigh
