@@ -262,6 +262,19 @@ struct Series {
 }
 
 impl Series {
+    fn new(interval: Duration, quiet: bool) -> Self {
+        let now = Instant::now();
+        Series {
+            interval,
+            next: now + interval,
+            start: now,
+            last_bytes: 0,
+            last_t: 0.0,
+            samples: Vec::new(),
+            quiet,
+        }
+    }
+
     fn tick(&mut self, now: Instant, stack: &Stack, conns: &[AppConn], role: &str) {
         if now < self.next {
             return;
@@ -312,6 +325,14 @@ impl Series {
         self.samples.push(s);
         self.last_bytes = bytes;
         self.last_t = t;
+    }
+}
+
+/// Reports for the connections still running when the poller stopped.
+fn finish_rest(stack: &Stack, conns: &mut [AppConn], check: bool) {
+    let now = Instant::now();
+    for c in conns.iter_mut().filter(|c| c.report.is_none()) {
+        finish_conn(stack, c, now, check);
     }
 }
 
@@ -466,7 +487,6 @@ struct RecvApp {
     check: bool,
     pattern: Vec<u8>,
     series: Series,
-    expect: Option<u64>,
 }
 
 impl TcpApp for RecvApp {
@@ -518,7 +538,6 @@ impl TcpApp for RecvApp {
         }
         self.series.tick(now, stack, &self.conns, "recv");
         let finished = self.conns.iter().filter(|c| c.done).count() as u32;
-        let _ = self.expect;
         finished < self.want
     }
 }
@@ -785,7 +804,6 @@ fn send(a: SendArgs) -> Result<()> {
         .transpose()?
         .map(|d| Instant::now() + d);
     datapath::signal_ready(&a.common.dp)?;
-    let now = Instant::now();
     let mut app = SendApp {
         remote: (dst.ip(), dst.port()),
         want: a.conns,
@@ -795,15 +813,7 @@ fn send(a: SendArgs) -> Result<()> {
         until,
         payload,
         file,
-        series: Series {
-            interval: s.interval,
-            next: now + s.interval,
-            start: now,
-            last_bytes: 0,
-            last_t: 0.0,
-            samples: Vec::new(),
-            quiet: a.common.dp.quiet,
-        },
+        series: Series::new(s.interval, a.common.dp.quiet),
         error: None,
     };
     let poller = run_tcp(
@@ -814,12 +824,7 @@ fn send(a: SendArgs) -> Result<()> {
         &s.run,
         &s.stop,
     );
-    let now = Instant::now();
-    for c in &mut app.conns {
-        if c.report.is_none() {
-            finish_conn(&s.stack, c, now, false);
-        }
-    }
+    finish_rest(&s.stack, &mut app.conns, false);
     let series = std::mem::take(&mut app.series.samples);
     let r = totals("send", &a.common, &s, a.conns, &app.conns, series, poller);
     s.stack.shutdown();
@@ -847,23 +852,13 @@ fn recv(a: RecvArgs) -> Result<()> {
         .listen(a.listen, (a.conns as usize).max(128))
         .map_err(|e| anyhow::anyhow!("listen: {e}"))?;
     datapath::signal_ready(&a.common.dp)?;
-    let now = Instant::now();
     let mut app = RecvApp {
         port: a.listen,
         want: a.conns,
         conns: Vec::new(),
         check: !a.no_check,
         pattern: pattern(),
-        series: Series {
-            interval: s.interval,
-            next: now + s.interval,
-            start: now,
-            last_bytes: 0,
-            last_t: 0.0,
-            samples: Vec::new(),
-            quiet: a.common.dp.quiet,
-        },
-        expect,
+        series: Series::new(s.interval, a.common.dp.quiet),
     };
     let poller = run_tcp(
         &mut s.q,
@@ -873,12 +868,7 @@ fn recv(a: RecvArgs) -> Result<()> {
         &s.run,
         &s.stop,
     );
-    let now = Instant::now();
-    for c in &mut app.conns {
-        if c.report.is_none() {
-            finish_conn(&s.stack, c, now, !a.no_check);
-        }
-    }
+    finish_rest(&s.stack, &mut app.conns, !a.no_check);
     let series = std::mem::take(&mut app.series.samples);
     let mut r = totals("recv", &a.common, &s, a.conns, &app.conns, series, poller);
     if let Some(e) = expect {

@@ -23,14 +23,14 @@ use super::{
     ooo::{Insert, OooQueue, Refused},
     rtt::RttEstimator,
     sack::Scoreboard,
-    stack::{Ctx, TxFrame},
+    stack::{write_ip_tcp, Ctx, TxFrame},
     Seq,
 };
 use crate::{
     sys::Frame,
     tx::{
         gso::GsoTemplate,
-        ip::{self, IpIdent, Ipv4Out, Ipv6Out},
+        ip::{self, IpIdent},
         neigh::Resolve,
     },
     wire::{
@@ -361,6 +361,31 @@ pub struct Conn {
     /// Frames handed to the qdisc or the TX ring and not yet completed: the TSQ count
     /// (`sk_wmem_alloc` in frames).
     pub(crate) host_frames: u32,
+    /// Scratch for the SACK blocks of an outgoing ACK.
+    sack_buf: Vec<(Seq, Seq)>,
+}
+
+/// Who a connection is between, and its per-connection secrets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Endpoints {
+    pub local: (IpAddr, u16),
+    pub remote: (IpAddr, u16),
+    pub next_hop: IpAddr,
+    /// Flow key in the qdisc (the connection's id).
+    pub flow: u32,
+    /// Initial send sequence number (RFC 6528).
+    pub iss: Seq,
+    /// Offset of our timestamps (RFC 7323 §5.4).
+    pub ts_offset: u32,
+}
+
+/// Ethernet + IP + TCP header length without TCP options for a peer at `remote`.
+fn base_hdr_len(remote: IpAddr) -> u16 {
+    let l3 = match remote {
+        IpAddr::V4(_) => ip::IPV4_HLEN,
+        IpAddr::V6(_) => ip::IPV6_HLEN,
+    };
+    (crate::wire::ETH_HLEN + l3 + crate::wire::tcp::TCP_HLEN) as u16
 }
 
 /// The fields of a SYN that open a connection.
@@ -372,19 +397,15 @@ pub(crate) struct SynInfo {
 }
 
 impl Conn {
-    fn new(
-        cfg: ConnConfig,
-        local: (IpAddr, u16),
-        remote: (IpAddr, u16),
-        next_hop: IpAddr,
-        flow: u32,
-        iss: Seq,
-        ts_offset: u32,
-    ) -> Conn {
-        let l3 = match remote.0 {
-            IpAddr::V4(_) => ip::IPV4_HLEN,
-            IpAddr::V6(_) => ip::IPV6_HLEN,
-        } as u16;
+    fn new(cfg: ConnConfig, e: &Endpoints) -> Conn {
+        let Endpoints {
+            local,
+            remote,
+            next_hop,
+            flow,
+            iss,
+            ts_offset,
+        } = *e;
         let rtt_hist = cfg
             .rtt_histogram
             // 1 µs to 60 s at 3 significant digits: what `skiff latency` records.
@@ -407,7 +428,7 @@ impl Conn {
             max_snd_wnd: 0,
             snd_wscale: 0,
             mss: cfg.mss.saturating_sub(12).max(64),
-            hdr_len: 14 + l3 + 20,
+            hdr_len: base_hdr_len(remote.0),
             sack_ok: false,
             ts_ok: false,
             ts_recent: 0,
@@ -453,59 +474,37 @@ impl Conn {
             counters: ConnCounters::default(),
             rtt_hist,
             host_frames: 0,
+            sack_buf: Vec::with_capacity(MAX_SACK_WITH_TS + 1),
             cfg,
         }
     }
 
-    /// Active open: the SYN goes on the retransmit queue and out at the next output.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn connect(
+    /// Opens a connection: actively (`syn` None: SYN-SENT, our SYN queued) or from a
+    /// listener's SYN (SYN-RECEIVED, our SYN-ACK queued). The SYN goes on the retransmit
+    /// queue like data and out at the next output. None without a frame for it.
+    pub(crate) fn open(
         ctx: &mut Ctx<'_>,
         cfg: ConnConfig,
-        local: (IpAddr, u16),
-        remote: (IpAddr, u16),
-        next_hop: IpAddr,
-        flow: u32,
-        iss: Seq,
-        ts_offset: u32,
+        e: &Endpoints,
+        syn: Option<&SynInfo>,
     ) -> Option<Conn> {
-        let mut c = Conn::new(cfg, local, remote, next_hop, flow, iss, ts_offset);
-        c.state = State::SynSent;
+        let mut c = Conn::new(cfg, e);
         c.rcv_wnd = c.cfg.rcvbuf.min(65535);
-        if !c.queue_ctl(ctx, flags::SYN) {
-            return None;
+        match syn {
+            None => c.state = State::SynSent,
+            Some(syn) => {
+                c.state = State::SynReceived;
+                c.irs = syn.seq;
+                c.rcv_nxt = syn.seq.add(1);
+                c.rcv_wup = c.rcv_nxt;
+                c.take_syn_options(&syn.options, true);
+                // The SYN's window is never scaled (RFC 7323 §2.2).
+                c.snd_wnd = syn.window as u32;
+                c.snd_wl1 = syn.seq;
+                c.max_snd_wnd = c.snd_wnd;
+            }
         }
-        Some(c)
-    }
-
-    /// Passive open from a listener's SYN: SYN-ACK queued.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn accept_syn(
-        ctx: &mut Ctx<'_>,
-        cfg: ConnConfig,
-        local: (IpAddr, u16),
-        remote: (IpAddr, u16),
-        next_hop: IpAddr,
-        flow: u32,
-        iss: Seq,
-        ts_offset: u32,
-        syn: &SynInfo,
-    ) -> Option<Conn> {
-        let mut c = Conn::new(cfg, local, remote, next_hop, flow, iss, ts_offset);
-        c.state = State::SynReceived;
-        c.irs = syn.seq;
-        c.rcv_nxt = syn.seq.add(1);
-        c.rcv_wup = c.rcv_nxt;
-        c.rcv_wnd = c.cfg.rcvbuf.min(65535);
-        c.take_syn_options(&syn.options, true);
-        // The SYN's window is never scaled (RFC 7323 §2.2).
-        c.snd_wnd = syn.window as u32;
-        c.snd_wl1 = syn.seq;
-        c.max_snd_wnd = c.snd_wnd;
-        if !c.queue_ctl(ctx, flags::SYN) {
-            return None;
-        }
-        Some(c)
+        c.queue_ctl(ctx, flags::SYN).then_some(c)
     }
 
     /// Negotiated options from the peer's SYN (or SYN-ACK).
@@ -531,15 +530,7 @@ impl Conn {
         let ours = self.cfg.mss;
         self.mss = peer_mss.min(ours).saturating_sub(opt_len).max(64);
         self.rcv_mss = self.mss;
-        self.hdr_len = self.hdr_len_base() + opt_len;
-    }
-
-    fn hdr_len_base(&self) -> u16 {
-        let l3 = match self.remote.0 {
-            IpAddr::V4(_) => ip::IPV4_HLEN,
-            IpAddr::V6(_) => ip::IPV6_HLEN,
-        } as u16;
-        14 + l3 + 20
+        self.hdr_len = base_hdr_len(self.remote.0) + opt_len;
     }
 
     /// State.
@@ -1085,7 +1076,6 @@ impl Conn {
                 self.snd_wl1 = h.seq;
                 self.snd_wl2 = h.ack;
                 ctx.counters.passive_opens += 1;
-                ctx.established.push(self.flow);
             } else {
                 self.send_pure(ctx, h.ack, flags::RST, false);
                 return;
@@ -2026,50 +2016,23 @@ impl Conn {
         out: &mut [u8],
     ) -> Option<usize> {
         out.get_mut(..14)?.copy_from_slice(hh);
-        let tcp_len = th.header_len();
-        let l3 = match (self.local.0, self.remote.0) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let l4_len = (tcp_len as u32 + payload).min(65535 - 20) as u16;
-                let id = self.ip_ident.next_segs(segs);
-                ip::write_ipv4(
-                    out.get_mut(14..)?,
-                    &Ipv4Out {
-                        src: s.octets(),
-                        dst: d.octets(),
-                        proto: crate::wire::IPPROTO_TCP,
-                        payload_len: l4_len,
-                        id,
-                        df: true,
-                        ttl: ip::DEFAULT_TTL,
-                        tos: 0,
-                    },
-                )
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let l4_len = (tcp_len as u32 + payload).min(65535) as u16;
-                ip::write_ipv6(
-                    out.get_mut(14..)?,
-                    &Ipv6Out {
-                        src: s.octets(),
-                        dst: d.octets(),
-                        next_header: crate::wire::IPPROTO_TCP,
-                        payload_len: l4_len,
-                        hop_limit: ip::DEFAULT_TTL,
-                        traffic_class: 0,
-                        flow_label: ip::flow_label(self.flow.wrapping_mul(0x9e37_79b9)),
-                    },
-                )
-            }
-            _ => return None,
+        let id = match self.remote.0 {
+            IpAddr::V4(_) => self.ip_ident.next_segs(segs),
+            IpAddr::V6(_) => 0,
         };
-        if l3 == 0 {
-            return None;
-        }
-        let t = th.emit(out.get_mut(14 + l3..)?);
-        if t == 0 {
-            return None;
-        }
-        Some(14 + l3 + t)
+        // The flow hash the label derives from: the connection id times 2^32/φ (Knuth's
+        // multiplicative hash), so neighbouring ids get unrelated labels.
+        let label = ip::flow_label(self.flow.wrapping_mul(0x9e37_79b9));
+        let n = write_ip_tcp(
+            out.get_mut(14..)?,
+            self.local.0,
+            self.remote.0,
+            th,
+            payload,
+            id,
+            label,
+        )?;
+        Some(14 + n)
     }
 
     /// A segment with no payload that is not queued for retransmission: a pure ACK (with
@@ -2092,20 +2055,17 @@ impl Conn {
             } else {
                 MAX_SACK_WITH_TS + 1
             };
-            let mut blocks = Vec::with_capacity(4);
-            if let Some(d) = self.dsack {
-                blocks.push(d);
-            }
-            let mut ooo = Vec::with_capacity(4);
-            self.ooo.sack_blocks(self.rcv_nxt, &mut ooo, max);
-            for b in ooo {
-                if blocks.len() < max {
-                    blocks.push(b);
-                }
-            }
-            for (s, e) in blocks {
+            // D-SACK first (RFC 2883 §4), then the out-of-order blocks, most recent first;
+            // in a buffer kept with the connection: no allocation per ACK.
+            let mut blocks = std::mem::take(&mut self.sack_buf);
+            blocks.clear();
+            blocks.extend(self.dsack);
+            let room = max - blocks.len();
+            self.ooo.sack_blocks(self.rcv_nxt, &mut blocks, room);
+            for &(s, e) in &blocks {
                 opts.push_sack(s, e);
             }
+            self.sack_buf = blocks;
         }
         let window = self.select_window();
         let th = TcpHeader {

@@ -105,6 +105,8 @@ pub fn run_tcp(
     let mut batch: Vec<TxFrame> = Vec::with_capacity(cfg.batch);
     let mut frames: Vec<Frame> = Vec::with_capacity(cfg.batch);
     let mut rates: Vec<u64> = Vec::new();
+    // Flow and rate of each frame of the batch, to requeue what the ring refuses.
+    let mut flows: Vec<(u32, Option<u64>)> = Vec::with_capacity(cfg.batch);
     let mut app_running = true;
     loop {
         c.rounds += 1;
@@ -167,7 +169,8 @@ pub fn run_tcp(
         qdisc.dequeue_batch(now_ns, cfg.batch, &mut batch);
         if !batch.is_empty() {
             work = true;
-            let flows: Vec<(u32, Option<u64>)> = batch.iter().map(|p| (p.flow, p.rate)).collect();
+            flows.clear();
+            flows.extend(batch.iter().map(|p| (p.flow, p.rate)));
             frames.extend(batch.drain(..).map(|p| p.frame));
             let before = frames.len();
             let (sent, kicked) = q.send(&mut frames);

@@ -7,13 +7,13 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    hash::{BuildHasher, Hasher},
+    hash::BuildHasher,
     net::IpAddr,
     sync::Arc,
 };
 
 use super::{
-    conn::{CloseReason, Conn, ConnConfig, State, SynInfo},
+    conn::{CloseReason, Conn, ConnConfig, Endpoints, State, SynInfo},
     frames::FrameRefs,
     Seq,
 };
@@ -28,7 +28,7 @@ use crate::{
     wire::{
         checksum,
         tcp::{self, flags, TcpHeader, TcpOptions},
-        ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMPV6, IPPROTO_TCP,
+        ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN, IPPROTO_ICMPV6, IPPROTO_TCP,
     },
 };
 
@@ -126,7 +126,6 @@ pub(crate) struct Ctx<'a> {
     pub neigh: &'a mut NeighTable,
     pub neigh_out: &'a mut Vec<Vec<u8>>,
     pub counters: &'a mut TcpCounters,
-    pub established: &'a mut Vec<u32>,
     pub now_us: u64,
     pub reserve: usize,
 }
@@ -165,15 +164,7 @@ impl Ctx<'_> {
         let len = frame.len();
         self.area.build(frame, |buf| {
             if let Some(seg) = buf.get_mut(l4..len) {
-                match (src, dst) {
-                    (IpAddr::V4(s), IpAddr::V4(d)) => {
-                        tcp::fill_checksum_v4(s.octets(), d.octets(), seg);
-                    }
-                    (IpAddr::V6(s), IpAddr::V6(d)) => {
-                        tcp::fill_checksum_v6(s.octets(), d.octets(), seg);
-                    }
-                    _ => {}
-                }
+                fill_checksum(src, dst, seg);
             }
             len
         });
@@ -223,7 +214,6 @@ pub struct Stack {
     /// Listener port of each half-open passive connection.
     parent: HashMap<ConnId, u16>,
     counters: TcpCounters,
-    established: Vec<u32>,
     isn_key: std::collections::hash_map::RandomState,
     next_port: u16,
     now_us: u64,
@@ -283,7 +273,6 @@ impl Stack {
             listeners: HashMap::new(),
             parent: HashMap::new(),
             counters: TcpCounters::default(),
-            established: Vec::new(),
             isn_key,
             next_port: EPHEMERAL_LO + (seed % u64::from(EPHEMERAL_HI - EPHEMERAL_LO)) as u16,
             now_us: 0,
@@ -344,7 +333,6 @@ impl Stack {
                 neigh: &mut self.neigh,
                 neigh_out: &mut self.neigh_out,
                 counters: &mut self.counters,
-                established: &mut self.established,
                 now_us: self.now_us,
                 reserve: self.cfg.reserve_frames,
             },
@@ -354,9 +342,7 @@ impl Stack {
 
     /// RFC 6528 initial sequence number: a keyed hash of the 4-tuple plus a 4 µs clock.
     fn isn(&self, local: (IpAddr, u16), remote: (IpAddr, u16)) -> (Seq, u32) {
-        let mut h = self.isn_key.build_hasher();
-        h.write(format!("{:?}{:?}", local, remote).as_bytes());
-        let x = h.finish();
+        let x = self.isn_key.hash_one((local, remote));
         let m = (self.now_us / 4) as u32;
         (Seq((x as u32).wrapping_add(m)), (x >> 32) as u32)
     }
@@ -402,7 +388,15 @@ impl Stack {
         let id = self.alloc_id();
         let cfg = self.cfg.conn.clone();
         let (mut ctx, conns) = self.split();
-        let Some(c) = Conn::connect(&mut ctx, cfg, local, remote, next_hop, id, iss, tso) else {
+        let e = Endpoints {
+            local,
+            remote,
+            next_hop,
+            flow: id,
+            iss,
+            ts_offset: tso,
+        };
+        let Some(c) = Conn::open(&mut ctx, cfg, &e, None) else {
             self.free_ids.push(id);
             return Err(TcpError::NoFrames);
         };
@@ -756,7 +750,15 @@ impl Stack {
             options: h.options,
         };
         let (mut ctx, conns) = self.split();
-        match Conn::accept_syn(&mut ctx, cfg, local, remote, next_hop, id, iss, tso, &syn) {
+        let e = Endpoints {
+            local,
+            remote,
+            next_hop,
+            flow: id,
+            iss,
+            ts_offset: tso,
+        };
+        match Conn::open(&mut ctx, cfg, &e, Some(&syn)) {
             Some(mut c) => {
                 c.output(&mut ctx);
                 conns[id as usize] = Some(c);
@@ -819,8 +821,6 @@ impl Stack {
     /// their accept queues; closed connections that the application no longer needs stay
     /// until [`Stack::remove`].
     pub fn poll(&mut self) {
-        // Passive opens are promoted through `parent`; the list is only a signal.
-        self.established.clear();
         let now = self.now_us;
         // The neighbour table counts in ns (see `Ctx::now_ns`).
         self.neigh
@@ -835,11 +835,14 @@ impl Stack {
                 if c.state == State::Closed {
                     continue;
                 }
+                let was = c.state;
                 if c.next_timer().is_some_and(|t| t <= now) {
                     c.on_timers(&mut ctx);
                 }
                 c.output(&mut ctx);
-                if c.state != State::SynReceived {
+                // A half-open connection that left SYN-RECEIVED here (its SYN-ACK retries
+                // ran out) goes to its listener's books; input handles the rest.
+                if was == State::SynReceived && c.state != State::SynReceived {
                     promote.push((id as ConnId, c.state));
                 }
             }
@@ -933,6 +936,69 @@ impl Stack {
     }
 }
 
+/// Writes an IP header (IPv4 with DF and TTL 64, or IPv6 with hop limit 64) and the TCP
+/// header `th` (checksum field zero) at the start of `out`, for `payload` bytes after
+/// them. Returns the header length, None if `out` is too short or the families differ.
+pub(crate) fn write_ip_tcp(
+    out: &mut [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    th: &TcpHeader,
+    payload: u32,
+    ip_id: u16,
+    flow_label: u32,
+) -> Option<usize> {
+    let l4_len = u16::try_from(th.header_len() as u32 + payload).ok()?;
+    let l3 = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => ip::write_ipv4(
+            out,
+            &Ipv4Out {
+                src: s.octets(),
+                dst: d.octets(),
+                proto: IPPROTO_TCP,
+                payload_len: l4_len,
+                id: ip_id,
+                df: true,
+                ttl: ip::DEFAULT_TTL,
+                tos: 0,
+            },
+        ),
+        (IpAddr::V6(s), IpAddr::V6(d)) => ip::write_ipv6(
+            out,
+            &Ipv6Out {
+                src: s.octets(),
+                dst: d.octets(),
+                next_header: IPPROTO_TCP,
+                payload_len: l4_len,
+                hop_limit: ip::DEFAULT_TTL,
+                traffic_class: 0,
+                flow_label,
+            },
+        ),
+        _ => return None,
+    };
+    if l3 == 0 {
+        return None;
+    }
+    match th.emit(out.get_mut(l3..)?) {
+        0 => None,
+        t => Some(l3 + t),
+    }
+}
+
+/// Fills the TCP checksum of `seg` (header and payload) for this address pair.
+pub(crate) fn fill_checksum(src: IpAddr, dst: IpAddr, seg: &mut [u8]) {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            tcp::fill_checksum_v4(s.octets(), d.octets(), seg);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            tcp::fill_checksum_v6(s.octets(), d.octets(), seg);
+        }
+        _ => {}
+    }
+}
+
 /// Builds Ethernet + IP + TCP (with `payload`) into `buf` with a full TCP checksum.
 /// Returns the frame length, 0 if it does not fit.
 #[allow(clippy::too_many_arguments)]
@@ -946,63 +1012,34 @@ pub(crate) fn write_eth_ip_tcp(
     ip_id: u16,
     payload: &[u8],
 ) -> usize {
-    let tl = th.header_len();
-    let l4_len = tl + payload.len();
-    if buf.len() < 14 + 40 + l4_len {
+    if buf.len() < ETH_HLEN {
         return 0;
     }
     buf[..6].copy_from_slice(&dst_mac);
     buf[6..12].copy_from_slice(&src_mac);
-    let l3 = match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            buf[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-            ip::write_ipv4(
-                &mut buf[14..],
-                &Ipv4Out {
-                    src: s.octets(),
-                    dst: d.octets(),
-                    proto: IPPROTO_TCP,
-                    payload_len: l4_len as u16,
-                    id: ip_id,
-                    df: true,
-                    ttl: ip::DEFAULT_TTL,
-                    tos: 0,
-                },
-            )
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            buf[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-            ip::write_ipv6(
-                &mut buf[14..],
-                &Ipv6Out {
-                    src: s.octets(),
-                    dst: d.octets(),
-                    next_header: IPPROTO_TCP,
-                    payload_len: l4_len as u16,
-                    hop_limit: ip::DEFAULT_TTL,
-                    traffic_class: 0,
-                    flow_label: 0,
-                },
-            )
-        }
-        _ => return 0,
+    let et = if src.is_ipv4() {
+        ETHERTYPE_IPV4
+    } else {
+        ETHERTYPE_IPV6
     };
-    if l3 == 0 {
+    buf[12..14].copy_from_slice(&et.to_be_bytes());
+    let Some(hl) = write_ip_tcp(
+        &mut buf[ETH_HLEN..],
+        src,
+        dst,
+        th,
+        payload.len() as u32,
+        ip_id,
+        0,
+    ) else {
         return 0;
-    }
-    let l4 = 14 + l3;
-    if th.emit(&mut buf[l4..]) == 0 {
+    };
+    let l4 = ETH_HLEN + hl - th.header_len();
+    let end = ETH_HLEN + hl + payload.len();
+    let Some(dst_payload) = buf.get_mut(ETH_HLEN + hl..end) else {
         return 0;
-    }
-    buf[l4 + tl..l4 + l4_len].copy_from_slice(payload);
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            tcp::fill_checksum_v4(s.octets(), d.octets(), &mut buf[l4..l4 + l4_len]);
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            tcp::fill_checksum_v6(s.octets(), d.octets(), &mut buf[l4..l4 + l4_len]);
-        }
-        _ => {}
-    }
-    l4 + l4_len
+    };
+    dst_payload.copy_from_slice(payload);
+    fill_checksum(src, dst, &mut buf[l4..end]);
+    end
 }
