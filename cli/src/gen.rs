@@ -956,6 +956,14 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
             queues: shares,
         });
     }
+    for r in queue_reports.iter().filter(|r| r.qdisc.behind_ns > 0) {
+        warnings.push(format!(
+            "queue {}: the sender stalled longer than --burst {} covers and fell {:.1} ms behind the rate's schedule for good (the run took that much longer; a larger --burst absorbs longer stalls)",
+            r.queue,
+            a.burst,
+            r.qdisc.behind_ns as f64 / 1e6
+        ));
+    }
     let mut total = TxCounters::default();
     let mut qstats = QdiscStats::default();
     for r in &queue_reports {
@@ -1074,13 +1082,14 @@ pub fn print_text(r: &GenReport) {
     }
     let q = &r.qdisc_stats;
     println!(
-        "  qdisc {}: sent {} pkt {} bytes, dropped {}, overlimits {}, requeues {}, backlog {}p",
+        "  qdisc {}: sent {} pkt {} bytes, dropped {}, overlimits {}, requeues {}, behind {:.3} ms, backlog {}p",
         r.qdisc,
         q.sent_packets,
         q.sent_bytes,
         q.dropped,
         q.overlimits,
         q.requeues,
+        q.behind_ns as f64 / 1e6,
         q.backlog_packets
     );
     println!(

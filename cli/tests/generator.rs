@@ -66,15 +66,31 @@ fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
     assert_eq!(u(&g, &["tx_packets"]), want, "{g}");
     assert_eq!(g["qdisc"], "tbf");
     assert_eq!(u(&s, &["rx_packets"]), want, "{s}");
+    // A sender thread descheduled for longer than --burst (50 ms) loses that part of its
+    // schedule for good, as any token bucket does (a shared CI VM stalled one queue by
+    // ~86 ms once). The generator reports it per queue (`qdisc.behind_ns`, and a warning);
+    // the rate must hold everywhere else, so the run may take exactly that much longer.
+    // Stalls of more than 2% of the run fail: then the rate was not held.
+    let behind_s = g["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| f(q, &["qdisc", "behind_ns"]) / 1e9)
+        .fold(0.0, f64::max);
+    assert!(behind_s <= 0.02 * f64::from(secs), "stalled {behind_s} s: {g}");
+    if behind_s > 0.0 {
+        eprintln!("the sender fell {behind_s} s behind its schedule: {}", g["warnings"]);
+    }
+    let expect_pps = want as f64 / (f64::from(secs) + behind_s);
     let rx_pps = f(&s, &["rx_pps"]);
     assert!(
-        (rx_pps / 100_000.0 - 1.0).abs() <= 0.005,
-        "receiver counted {rx_pps} pps, want 100k ± 0.5% ({s})"
+        (rx_pps / expect_pps - 1.0).abs() <= 0.005,
+        "receiver counted {rx_pps} pps, want {expect_pps} ± 0.5% ({s})"
     );
     let st = &g["streams"][0];
     assert_eq!(st["name"], "stream0");
     let achieved = f(st, &["achieved_pps"]);
-    assert!((achieved / 100_000.0 - 1.0).abs() <= 0.005, "{st}");
+    assert!((achieved / expect_pps - 1.0).abs() <= 0.005, "{st}");
     assert_eq!(f(st, &["requested_pps"]), 100_000.0);
     assert!(u(st, &["gap_ns", "p99"]) > 0, "{st}");
     // Each queue carries its exact share of the total.

@@ -116,6 +116,10 @@ pub struct QdiscStats {
     pub overlimits: u64,
     /// Packets the ring refused and that went back to the head of the qdisc.
     pub requeues: u64,
+    /// tbf: ns of its schedule the shaper lost because the caller did not dequeue for
+    /// longer than the burst covers while packets waited (a stalled sender). The shaped
+    /// stream ends that much later than its rate says; 0 for the other kinds.
+    pub behind_ns: u64,
     /// Packets queued now (including requeued ones).
     pub backlog_packets: u64,
     /// Bytes queued now.
@@ -130,6 +134,7 @@ impl QdiscStats {
         self.dropped += o.dropped;
         self.overlimits += o.overlimits;
         self.requeues += o.requeues;
+        self.behind_ns += o.behind_ns;
         self.backlog_packets += o.backlog_packets;
         self.backlog_bytes += o.backlog_bytes;
     }
@@ -518,6 +523,10 @@ impl<P: QPacket> Qdisc<P> {
     pub fn stats(&self) -> QdiscStats {
         QdiscStats {
             backlog_packets: self.len() as u64,
+            behind_ns: match &self.kind {
+                Kind::Tbf(q) => q.behind_ns(),
+                _ => 0,
+            },
             ..self.stats
         }
     }

@@ -11,6 +11,11 @@
 //!
 //! The bucket starts *empty* at the first enqueue, so a run starts paced rather than with
 //! a burst. Later idle periods fill it up to `burst_ps`, as in Linux.
+//!
+//! Budget that overflows a full bucket *while packets wait* is counted (`behind_ps`): the
+//! caller stalled longer than the burst covers (a descheduled thread), so the shaped
+//! stream is that much behind its schedule for good. Linux's tbf loses the same budget
+//! silently; skiff reports it so a short run can be told apart from a wrong rate.
 
 use std::collections::VecDeque;
 
@@ -29,6 +34,8 @@ pub(crate) struct Tbf<P> {
     tokens_ps: u64,
     /// Time of the last token update; None until the first enqueue starts the clock.
     t_c_ns: Option<u64>,
+    /// Budget (ps) lost to a full bucket while the queue was not empty.
+    behind_ps: u64,
 }
 
 impl<P: QPacket> Tbf<P> {
@@ -42,7 +49,27 @@ impl<P: QPacket> Tbf<P> {
             limit,
             tokens_ps: 0,
             t_c_ns: None,
+            behind_ps: 0,
         }
+    }
+
+    /// Budget the caller's stalls cost while packets waited, in ns of the schedule.
+    pub(crate) fn behind_ns(&self) -> u64 {
+        self.behind_ps / PS_PER_NS
+    }
+
+    /// Brings the bucket up to `now_ns`; an overflow while packets wait is budget lost.
+    #[inline]
+    fn update(&mut self, now_ns: u64) -> u64 {
+        let Some(t) = self.t_c_ns else { return 0 };
+        let accrued = now_ns.saturating_sub(t).saturating_mul(PS_PER_NS);
+        let full = self.tokens_ps.saturating_add(accrued);
+        if full > self.burst_ps && !self.q.is_empty() {
+            self.behind_ps = self.behind_ps.saturating_add(full - self.burst_ps);
+        }
+        self.tokens_ps = full.min(self.burst_ps);
+        self.t_c_ns = Some(t.max(now_ns));
+        self.tokens_ps
     }
 
     /// Tokens the bucket holds at `now_ns` (never fewer than at the last update).
@@ -64,6 +91,9 @@ impl<P: QPacket> Tbf<P> {
             // The clock starts with an empty bucket at the first packet.
             self.t_c_ns = Some(now_ns);
             self.tokens_ps = 0;
+        } else if self.q.is_empty() {
+            // Idle until now: the bucket fills (up to the burst) and nothing is behind.
+            self.update(now_ns);
         }
         if self.q.len() >= self.limit || self.rate.cost_ps(p.len()) > self.burst_ps {
             return Err(p);
@@ -79,9 +109,7 @@ impl<P: QPacket> Tbf<P> {
             return Deq::Empty;
         };
         let cost = self.rate.cost_ps(head.len());
-        let tokens = self.tokens_at(now_ns);
-        self.tokens_ps = tokens;
-        self.t_c_ns = self.t_c_ns.map(|t| t.max(now_ns));
+        let tokens = self.update(now_ns);
         if tokens < cost {
             return Deq::Throttled;
         }

@@ -345,6 +345,34 @@ fn tbf_refills_to_burst_when_idle_and_drops_oversized() {
 }
 
 #[test]
+fn tbf_counts_budget_lost_to_a_stall_with_a_backlog_but_not_idle_time() {
+    // 1 Mpps with a 5-packet (5 µs) bucket.
+    let cfg = QdiscConfig::Tbf {
+        rate: pps(1e6),
+        burst_ps: 5_000_000,
+        limit: 1000,
+    };
+    let mut q = Qdisc::new(&cfg);
+    let mut out = Vec::new();
+    // Idle: one packet, then nothing queued for 1 ms, then a packet. Not behind.
+    q.enqueue(pkt(0, 60), 0).unwrap();
+    assert_eq!(q.dequeue_batch(1_000, 64, &mut out), 1);
+    q.enqueue(pkt(1, 60), 1_000_000).unwrap();
+    assert_eq!(q.dequeue_batch(1_000_000, 64, &mut out), 1);
+    assert_eq!(q.stats().behind_ns, 0);
+    // A backlog, and the caller stalls 20 µs: the bucket held 4 µs after that packet, 20 µs
+    // accrue, it caps at 5 µs, so 19 µs of the schedule are lost.
+    for i in 2..100 {
+        q.enqueue(pkt(i, 60), 1_000_000).unwrap();
+    }
+    assert_eq!(q.dequeue_batch(1_020_000, 64, &mut out), 5);
+    assert_eq!(q.stats().behind_ns, 19_000);
+    // Dequeued on time afterwards: nothing more is lost.
+    assert_eq!(q.dequeue_batch(1_023_000, 64, &mut out), 3);
+    assert_eq!(q.stats().behind_ns, 19_000);
+}
+
+#[test]
 fn tbf_bit_rate_costs_by_size() {
     // 10 Gbit/s at L1: a 60-byte frame costs 67.2 ns, a 1514-byte one 1230.4 ns.
     let rate = Rate::Bits {
@@ -693,6 +721,7 @@ fn stats_add_sums_fields() {
         dropped: 3,
         overlimits: 4,
         requeues: 5,
+        behind_ns: 9,
         backlog_packets: 6,
         backlog_bytes: 7,
     };
@@ -706,6 +735,7 @@ fn stats_add_sums_fields() {
             dropped: 6,
             overlimits: 8,
             requeues: 10,
+            behind_ns: 18,
             backlog_packets: 12,
             backlog_bytes: 14,
         }
