@@ -77,9 +77,15 @@ fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
         .iter()
         .map(|q| f(q, &["qdisc", "behind_ns"]) / 1e9)
         .fold(0.0, f64::max);
-    assert!(behind_s <= 0.02 * f64::from(secs), "stalled {behind_s} s: {g}");
+    assert!(
+        behind_s <= 0.02 * f64::from(secs),
+        "stalled {behind_s} s: {g}"
+    );
     if behind_s > 0.0 {
-        eprintln!("the sender fell {behind_s} s behind its schedule: {}", g["warnings"]);
+        eprintln!(
+            "the sender fell {behind_s} s behind its schedule: {}",
+            g["warnings"]
+        );
     }
     let expect_pps = want as f64 / (f64::from(secs) + behind_s);
     let rx_pps = f(&s, &["rx_pps"]);
