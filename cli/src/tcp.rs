@@ -72,6 +72,10 @@ pub struct TcpCommon {
     /// Nagle's algorithm on (off by default, as with TCP_NODELAY).
     #[arg(long)]
     pub nagle: bool,
+    /// Receive frame by frame instead of through GRO (which hands TCP one segment per
+    /// in-order run of a flow within a poll round, as the kernel's NAPI does).
+    #[arg(long)]
+    pub no_gro: bool,
     /// Receive buffer per connection, bytes (e.g. 4M).
     #[arg(long, default_value = "4M")]
     pub rcvbuf: String,
@@ -643,6 +647,11 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
     let timeout = parse_duration(&a.timeout)?;
     let run = TcpRunConfig {
         deadline: Some(Instant::now() + timeout),
+        gro: if a.no_gro {
+            None
+        } else {
+            TcpRunConfig::default().gro
+        },
         ..TcpRunConfig::default()
     };
     let stop = datapath::stop_for(&a.dp);
@@ -725,6 +734,15 @@ fn print_text(r: &TcpReport) {
         r.rtt.max_us,
         r.rtt.samples
     );
+    if let Some(g) = &r.poller.gro {
+        println!(
+            "  GRO: {} frames in: {} in {} merged packets, {} alone",
+            g.received,
+            g.frames_out - g.singles_out,
+            g.packets_out,
+            g.singles_out
+        );
+    }
     if r.stack.in_csum_errors > 0 {
         println!(
             "  {} segments with bad TCP checksums were dropped. On veth, a kernel peer leaves checksums partial unless its TX checksum offload is off: `ethtool -K PEER-IF tx off`",

@@ -194,6 +194,16 @@ impl Seg {
     }
 }
 
+/// The payload of one received segment: the frames of a GRO packet (or one frame), each
+/// with its bytes at `off`; every frame but the last carries `gso` bytes, `len` in all.
+pub(crate) struct Payload<'a> {
+    /// In sequence order; the connection takes them (the vector is left empty).
+    pub frames: &'a mut Vec<Frame>,
+    pub off: u16,
+    pub gso: u16,
+    pub len: u32,
+}
+
 /// In-order data waiting for the application, or out-of-order data waiting for the gap.
 #[derive(Debug)]
 pub(crate) struct RxChunk {
@@ -211,8 +221,11 @@ pub struct ConnCounters {
     pub bytes_received: u64,
     /// Segments sent (super-segments count their segments: `OutSegs`).
     pub segs_out: u64,
-    /// Segments received.
+    /// Segments received (a GRO packet counts its frames, as `tcp_segs_in` counts
+    /// `gso_segs`).
     pub segs_in: u64,
+    /// GRO packets received (two or more segments processed as one).
+    pub gro_packets_in: u64,
     /// Segments retransmitted (`RetransSegs`).
     pub retrans_segs: u64,
     /// Fast-recovery episodes entered.
@@ -881,24 +894,19 @@ impl Conn {
 
     /// One received segment for this connection. `payload` is the frame holding it and
     /// where its payload sits; the frame is consumed (queued or returned to the pool).
-    pub(crate) fn input(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        h: &TcpHeader,
-        frame: Frame,
-        off: u16,
-        len: u16,
-    ) {
-        self.counters.segs_in += 1;
-        let mut frame = Some(frame);
+    /// One received segment: a frame, or a packet GRO merged from frames of this flow
+    /// (one header pass and one ACK decision for all of it, as the kernel's TCP sees a GRO
+    /// packet). Frames the connection does not keep go back to the pool.
+    pub(crate) fn input(&mut self, ctx: &mut Ctx<'_>, h: &TcpHeader, p: Payload<'_>) {
+        let n = p.frames.len().max(1) as u64;
+        self.counters.segs_in += n;
+        self.counters.gro_packets_in += u64::from(n > 1);
         match self.state {
             State::SynSent => self.input_syn_sent(ctx, h),
             State::Closed => {}
-            _ => self.input_synchronized(ctx, h, &mut frame, off, len),
+            _ => self.input_synchronized(ctx, h, p.frames, p.off, p.gso, p.len),
         }
-        if let Some(f) = frame {
-            ctx.pool.push(f);
-        }
+        ctx.pool.append(p.frames);
     }
 
     fn input_syn_sent(&mut self, ctx: &mut Ctx<'_>, h: &TcpHeader) {
@@ -955,13 +963,14 @@ impl Conn {
         &mut self,
         ctx: &mut Ctx<'_>,
         h: &TcpHeader,
-        frame: &mut Option<Frame>,
+        frames: &mut Vec<Frame>,
         off: u16,
-        len: u16,
+        gso: u16,
+        len: u32,
     ) {
         let f = h.flags;
         let now = ctx.now_us;
-        let seg_len = len as u32 + u32::from(f & flags::SYN != 0) + u32::from(f & flags::FIN != 0);
+        let seg_len = len + u32::from(f & flags::SYN != 0) + u32::from(f & flags::FIN != 0);
         // PAWS (RFC 7323 §5.3): a timestamp older than ts_recent marks an old duplicate.
         if self.ts_ok && f & flags::RST == 0 {
             if let Some((tsval, _)) = h.options.timestamps {
@@ -1091,8 +1100,18 @@ impl Conn {
         if len > 0 {
             match self.state {
                 State::Established | State::FinWait1 | State::FinWait2 => {
-                    if let Some(fr) = frame.take() {
-                        self.receive_data(ctx, h.seq, fr, off, len);
+                    // Every frame but the last carries `gso` bytes (GRO's invariant; a
+                    // single frame has gso == len).
+                    let (mut seq, mut left) = (h.seq, len);
+                    for fr in frames.drain(..) {
+                        let l = left.min(u32::from(gso)) as u16;
+                        if l == 0 {
+                            ctx.pool.push(fr);
+                            continue;
+                        }
+                        self.receive_data(ctx, seq, fr, off, l);
+                        seq = seq.add(u32::from(l));
+                        left -= u32::from(l);
                     }
                 }
                 _ => {}
@@ -1100,7 +1119,7 @@ impl Conn {
         }
         // FIN.
         if f & flags::FIN != 0 {
-            let fin_seq = h.seq.add(len as u32);
+            let fin_seq = h.seq.add(len);
             if fin_seq == self.rcv_nxt {
                 self.receive_fin(ctx);
             } else if fin_seq.gt(self.rcv_nxt) {
@@ -1240,7 +1259,7 @@ impl Conn {
 
     /// The ACK half of input (RFC 9293 §3.10.7.4 fifth check, RFC 5961 §5.2). False if
     /// the segment is to be dropped.
-    fn process_ack(&mut self, ctx: &mut Ctx<'_>, h: &TcpHeader, len: u16) -> bool {
+    fn process_ack(&mut self, ctx: &mut Ctx<'_>, h: &TcpHeader, len: u32) -> bool {
         let now = ctx.now_us;
         let ack = h.ack;
         if ack.gt(self.snd_nxt) {

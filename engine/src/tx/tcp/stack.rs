@@ -13,12 +13,13 @@ use std::{
 };
 
 use super::{
-    conn::{CloseReason, Conn, ConnConfig, Endpoints, State, SynInfo},
+    conn::{CloseReason, Conn, ConnConfig, Endpoints, Payload, State, SynInfo},
     frames::FrameRefs,
     Seq,
 };
 use crate::{
     gen::rate::{Layer, Rate},
+    rx::gro::{Merged, MAX_HDR},
     sys::{Frame, UmemArea},
     tx::{
         ip::{self, Ipv4Out, Ipv6Out, Route},
@@ -219,6 +220,8 @@ pub struct Stack {
     now_us: u64,
     /// The connection each frame in the transmit path belongs to (TSQ accounting).
     owner: Vec<u32>,
+    /// Scratch: the frames of the segment being processed (one, or a GRO packet's).
+    rx_frames: Vec<Frame>,
 }
 
 /// Why an API call failed.
@@ -277,6 +280,7 @@ impl Stack {
             next_port: EPHEMERAL_LO + (seed % u64::from(EPHEMERAL_HI - EPHEMERAL_LO)) as u16,
             now_us: 0,
             owner: Vec::new(),
+            rx_frames: Vec::new(),
             cfg,
         }
     }
@@ -643,60 +647,118 @@ impl Stack {
         l4_len: usize,
         peer_mac: [u8; 6],
     ) {
-        self.counters.in_segs += 1;
         let b = area.bytes(&frame);
-        let Some(segb) = b.get(l4..l4 + l4_len) else {
+        let Some(Ok(seg)) = b.get(l4..l4 + l4_len).map(tcp::parse) else {
+            self.counters.in_segs += 1;
             self.counters.in_errs += 1;
             self.pool.push(frame);
             return;
         };
-        let seg = match tcp::parse(segb) {
-            Ok(s) => s,
-            Err(_) => {
-                self.counters.in_errs += 1;
-                self.pool.push(frame);
-                return;
-            }
-        };
         let h = seg.header;
         let off = (l4 + seg.header_len) as u16;
         let len = seg.payload.len() as u16;
+        let mut frames = std::mem::take(&mut self.rx_frames);
+        frames.push(frame);
+        self.input_segment(
+            &h,
+            (src, dst),
+            peer_mac,
+            &mut frames,
+            off,
+            len,
+            u32::from(len),
+        );
+        self.rx_frames = frames;
+    }
+
+    /// A packet GRO merged from two or more frames of one TCP flow (`merged`: its
+    /// rewritten header, and the frames, every one but the last carrying `gso` payload
+    /// bytes after `hdr_len`, `len` in all): one segment to the connection, as the
+    /// kernel's TCP sees a GRO skb. GRO verified every frame's checksums and IP header
+    /// and merged only frames with identical addresses, ports, ACK, window, flags (but
+    /// PSH/FIN on the last) and options. Takes the frames; the emptied vector is returned
+    /// for [`Gro::recycle`](crate::rx::gro::Gro::recycle).
+    pub fn input_merged(&mut self, merged: Merged<Frame>) -> Vec<Frame> {
+        let mut hdr = [0u8; MAX_HDR];
+        let n = merged.hdr_len().min(MAX_HDR);
+        hdr[..n].copy_from_slice(&merged.header()[..n]);
+        let (gso, len) = (merged.gso_size(), merged.payload_total());
+        let mut frames = merged.into_frames();
+        let segs = frames.len() as u64;
+        let parsed = l3_of(&hdr[..n]).and_then(|(src, dst, l4)| {
+            let h = tcp::parse(hdr.get(l4..n)?).ok()?.header;
+            Some((src, dst, h))
+        });
+        match (parsed, u16::try_from(gso), u32::try_from(len)) {
+            (Some((src, dst, h)), Ok(gso), Ok(len)) if dst == self.cfg.addr => {
+                let mac = [hdr[6], hdr[7], hdr[8], hdr[9], hdr[10], hdr[11]];
+                self.counters.in_segs += segs - 1;
+                self.input_segment(&h, (src, dst), mac, &mut frames, n as u16, gso, len);
+            }
+            _ => {
+                // Not IPv4/IPv6 TCP to our address without a VLAN tag: not ours.
+                self.counters.not_for_us += segs;
+                self.pool.append(&mut frames);
+            }
+        }
+        frames
+    }
+
+    /// One TCP segment (one frame, or a GRO packet's frames in `frames`, each with its
+    /// payload at `off`, `gso` bytes but the last, `len` in all) to its connection or
+    /// listener, or answered with a RST. Empties `frames`.
+    #[allow(clippy::too_many_arguments)]
+    fn input_segment(
+        &mut self,
+        h: &TcpHeader,
+        (src, dst): (IpAddr, IpAddr),
+        peer_mac: [u8; 6],
+        frames: &mut Vec<Frame>,
+        off: u16,
+        gso: u16,
+        len: u32,
+    ) {
+        self.counters.in_segs += 1;
         let key = (src, h.src_port, h.dst_port);
         if let Some(&id) = self.by_tuple.get(&key) {
             let was_half_open = self.parent.contains_key(&id);
             let (mut ctx, conns) = self.split();
             if let Some(c) = conns.get_mut(id as usize).and_then(Option::as_mut) {
-                c.input(&mut ctx, &h, frame, off, len);
+                let p = Payload {
+                    frames,
+                    off,
+                    gso,
+                    len,
+                };
+                c.input(&mut ctx, h, p);
                 c.output(&mut ctx);
                 let st = c.state;
                 if was_half_open && st != State::SynReceived {
                     self.promote(id, st);
                 }
             } else {
-                ctx.pool.push(frame);
+                ctx.pool.append(frames);
             }
             return;
         }
+        self.pool.append(frames);
         // A listener?
         if h.flags & flags::SYN != 0 && h.flags & (flags::ACK | flags::RST) == 0 {
             if let Some(l) = self.listeners.get_mut(&h.dst_port) {
                 if l.half_open >= self.cfg.max_syn_backlog || l.accept_q.len() >= l.backlog {
                     self.counters.syn_dropped += 1;
-                    self.pool.push(frame);
                     return;
                 }
                 l.half_open += 1;
                 let port = h.dst_port;
-                self.pool.push(frame);
-                self.passive_open(port, (dst, h.dst_port), (src, h.src_port), &h);
+                self.passive_open(port, (dst, h.dst_port), (src, h.src_port), h);
                 return;
             }
         }
         // Nobody's: RST (RFC 9293 §3.10.7.1), never in reply to a RST.
         if h.flags & flags::RST == 0 {
-            let seg_len = len as u32
-                + u32::from(h.flags & flags::SYN != 0)
-                + u32::from(h.flags & flags::FIN != 0);
+            let seg_len =
+                len + u32::from(h.flags & flags::SYN != 0) + u32::from(h.flags & flags::FIN != 0);
             let (seq, ack, fl) = if h.flags & flags::ACK != 0 {
                 (h.ack, Seq(0), flags::RST)
             } else {
@@ -704,7 +766,6 @@ impl Stack {
             };
             self.send_rst(peer_mac, (dst, h.dst_port), (src, h.src_port), seq, ack, fl);
         }
-        self.pool.push(frame);
     }
 
     fn promote(&mut self, id: ConnId, st: State) {
@@ -1042,4 +1103,25 @@ pub(crate) fn write_eth_ip_tcp(
     dst_payload.copy_from_slice(payload);
     fill_checksum(src, dst, &mut buf[l4..end]);
     end
+}
+
+/// Source, destination and TCP header offset of an untagged Ethernet/IPv4 or IPv6 TCP
+/// header (`hdr`, as GRO rewrote it: IPv4 options allowed, IPv6 extension headers not).
+fn l3_of(hdr: &[u8]) -> Option<(IpAddr, IpAddr, usize)> {
+    let et = u16::from_be_bytes([*hdr.get(12)?, *hdr.get(13)?]);
+    let ip = hdr.get(ETH_HLEN..)?;
+    match et {
+        ETHERTYPE_IPV4 if ip.len() >= 20 && ip[9] == IPPROTO_TCP => {
+            let ihl = usize::from(ip[0] & 0xf) * 4;
+            let src: [u8; 4] = ip[12..16].try_into().ok()?;
+            let dst: [u8; 4] = ip[16..20].try_into().ok()?;
+            Some((src.into(), dst.into(), ETH_HLEN + ihl))
+        }
+        ETHERTYPE_IPV6 if ip.len() >= 40 && ip[6] == IPPROTO_TCP => {
+            let src: [u8; 16] = ip[8..24].try_into().ok()?;
+            let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+            Some((src.into(), dst.into(), ETH_HLEN + 40))
+        }
+        _ => None,
+    }
 }

@@ -35,6 +35,7 @@ use super::{
     Seq,
 };
 use crate::{
+    rx::gro::{Gro, GroConfig, GroCounters, GroPacket},
     sys::{Frame, UmemArea, UmemGeometry},
     tx::ip::Route,
     wire::{
@@ -379,6 +380,27 @@ impl Harness {
     fn inject(&mut self, th: &TcpHeader, payload: &[u8]) {
         let b = self.frame_bytes(th, payload);
         self.inject_bytes(&b);
+    }
+
+    /// Peer frames received in one poll round through GRO, as the poller does: merged
+    /// packets to [`Stack::input_merged`], the rest to [`Stack::input`]. Returns GRO's
+    /// counters.
+    fn inject_gro(&mut self, frames: &[Vec<u8>]) -> GroCounters {
+        let mut gro: Gro<Frame> = Gro::new(GroConfig::default());
+        let mut out = Vec::new();
+        for b in frames {
+            let mut f = self.stack.pool_mut().pop().expect("a free frame");
+            assert_eq!(self.stack.area().write(&mut f, b), b.len());
+            gro.receive_with(f, self.stack.area(), |a, f| a.bytes(f), None, &mut out);
+        }
+        gro.flush(&mut out);
+        for p in out {
+            match p {
+                GroPacket::Single(f) => self.stack.input(f),
+                GroPacket::Merged(m) => gro.recycle(self.stack.input_merged(m)),
+            }
+        }
+        *gro.counters()
     }
 
     /// A peer segment on `c`: `seq` relative to the peer's ISN, `ack` to ours, the peer's
@@ -2525,4 +2547,109 @@ fn out_of_order_while_sending_still_reports_sack() {
     for p in data_segs {
         assert_eq!(c.ack(p), 1);
     }
+}
+
+// ----- GRO on receive -----
+
+/// `n` in-order full-sized segments from `start` (relative), PSH on the last as a
+/// sender's GSO sets it, as frames.
+fn peer_run(h: &mut Harness, c: &Tcb, start: u32, n: usize, seed: u8) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let mut frames = Vec::new();
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let d = data(MSS_TS, seed.wrapping_add(i as u8));
+        let fl = if i + 1 == n { ACK | PSH } else { ACK };
+        let th = h.seg(c, fl, start + (i * MSS_TS) as u32, 1);
+        frames.push(h.frame_bytes(&th, &d));
+        bytes.extend_from_slice(&d);
+    }
+    (frames, bytes)
+}
+
+#[test]
+fn gro_packet_is_one_segment_one_ack_and_every_byte_in_order() {
+    let mut h = Harness::new();
+    let c = h.passive_open(ALL_OPTS, 1);
+    // < . 1:14481(14480) ack 1       (10 frames, merged by GRO into one packet)
+    let (frames, want) = peer_run(&mut h, &c, 1, 10, 40);
+    let g = h.inject_gro(&frames);
+    assert_eq!(
+        (g.packets_out, g.frames_out, g.singles_out),
+        (1, 10, 0),
+        "{g:?}"
+    );
+    // > . 1:1(0) ack 14481           (one ACK for the packet, as the kernel sends for a GRO skb)
+    let out = h.drain();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(c.ack(&out[0]), 1 + 10 * MSS_TS as u32);
+    let k = h.conn(&c).counters();
+    // The handshake's ACK, then the ten frames (`tcp_segs_in` counts `gso_segs`).
+    assert_eq!((k.segs_in, k.gro_packets_in), (1 + 10, 1), "{k:?}");
+    assert_eq!(h.read_all(&c), want);
+    h.complete_all();
+    assert_eq!(h.pool_len(), FRAMES);
+}
+
+#[test]
+fn gro_packets_around_a_gap_go_out_of_order_then_fill_in() {
+    let mut h = Harness::new();
+    let c = h.passive_open(ALL_OPTS, 1);
+    let (a, da) = peer_run(&mut h, &c, 1, 4, 50);
+    let (b, db) = peer_run(&mut h, &c, 1 + 5 * MSS_TS as u32, 5, 60);
+    let (gap, dg) = peer_run(&mut h, &c, 1 + 4 * MSS_TS as u32, 1, 70);
+    // Segments 1–4, then 6–10 (5 lost): GRO ends the first packet at the PSH and the
+    // second at its own; the second is out of order.
+    let g = h.inject_gro(&[a, b].concat());
+    assert_eq!(g.packets_out, 2, "{g:?}");
+    let out = h.drain();
+    let rel = |x: u32| PEER_ISS.wrapping_add(x);
+    let last = out.last().expect("an ACK");
+    assert_eq!(c.ack(last), 1 + 4 * MSS_TS as u32);
+    assert_eq!(
+        last.sacks(),
+        vec![(rel(1 + 5 * MSS_TS as u32), rel(1 + 10 * MSS_TS as u32))],
+        "the out-of-order packet SACKed whole"
+    );
+    assert_eq!(h.conn(&c).counters().ofo_queued, 5, "each frame queued");
+    // < . 5793:7241(1448)            (the hole: everything becomes readable)
+    h.inject_gro(&gap);
+    let out = h.drain();
+    assert_eq!(c.ack(out.last().expect("an ACK")), 1 + 10 * MSS_TS as u32);
+    assert_eq!(h.read_all(&c), [da, dg, db].concat());
+    h.complete_all();
+    assert_eq!(h.pool_len(), FRAMES);
+}
+
+#[test]
+fn gro_merged_fin_closes_after_the_data_and_bad_frames_stay_out() {
+    let mut h = Harness::new();
+    let c = h.passive_open(ALL_OPTS, 1);
+    let (mut frames, want) = peer_run(&mut h, &c, 1, 3, 80);
+    // The last segment carries FIN (GRO takes it into the packet and ends it there).
+    let d = data(MSS_TS, 90);
+    let th = h.seg(&c, ACK | FIN, 1 + 3 * MSS_TS as u32, 1);
+    let mut fin = h.frame_bytes(&th, &d);
+    // A frame with a broken TCP checksum in front: GRO passes it, the stack drops it.
+    let mut bad = h.frame_bytes(&h.seg(&c, ACK, 1, 1), &data(MSS_TS, 1));
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    frames[2] = {
+        // Segment 3 without PSH, so segment 4 (with the FIN) joins it.
+        let th = h.seg(&c, ACK, 1 + 2 * MSS_TS as u32, 1);
+        h.frame_bytes(&th, &want[2 * MSS_TS..])
+    };
+    frames.insert(0, std::mem::take(&mut bad));
+    frames.push(std::mem::take(&mut fin));
+    let g = h.inject_gro(&frames);
+    assert_eq!(g.pass_bad_l4_checksum, 1, "{g:?}");
+    assert_eq!(h.stack.counters().in_csum_errors, 1);
+    let out = h.drain();
+    assert_eq!(
+        c.ack(out.last().expect("an ACK")),
+        2 + 4 * MSS_TS as u32,
+        "data and FIN"
+    );
+    assert_eq!(h.state(&c), State::CloseWait);
+    assert_eq!(h.read_all(&c), [want, d].concat());
+    h.complete_all();
 }
