@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Single-connection TCP goodput of skiff (userspace TCP on AF_XDP, MSS 1448) against two
+# Single-connection TCP goodput of skiff (userspace TCP on AF_XDP, MSS 1448) against three
 # baselines measured in the same run on the same veth testbed:
 #   udp:    skiff's own UDP generator at the same frame size (1514 B), peer dropping in XDP:
 #           the bit rate skiff's transmit path reaches without TCP (goal: TCP >= 80% of it);
+#   udprx:  the same generator into `skiff sink` (AF_XDP receive): every frame is copied
+#           into the receiver's UMEM in the sender's veth xmit, as TCP's frames are, so this
+#           is the transmit path's rate when the frames are also received;
 #   kernel: the kernel's TCP over the same veth (iperf3 -c a -> iperf3 -s b), which passes
 #           64 KiB GSO packets through veth unsegmented (one skb per 45 segments).
+# and skiff TCP into `skiff tcp recv` (skiff at both ends; the receiver checks the pattern).
 # Goodput counts payload bits; the UDP rate counts the frames' bits (L2); the TCP frames
 # carry 1448 of 1514 bytes, so 95.6% is the ceiling of goodput over an L2 rate.
 #
@@ -39,6 +43,25 @@ for run in $(seq "$runs"); do
     ip netns exec "$name-a" "$SKIFF" gen --iface "$name-a" --dst-ip 198.18.0.2 \
         --dst-mac 02:00:c6:12:00:02 --size 1518 --duration 5s --json --quiet >"$tmp/udp.$run.json"
     kill -INT "$sink"; wait "$sink" || true
+    # the same into skiff sink (AF_XDP receive)
+    ip netns exec "$name-b" "$SKIFF" sink --iface "$name-b" --match-all \
+        --duration 30 --json --quiet --ready-file "$tmp/sink.ready" >/dev/null &
+    sink=$!
+    for _ in $(seq 100); do [ -e "$tmp/sink.ready" ] && break; sleep 0.1; done
+    rm -f "$tmp/sink.ready"
+    ip netns exec "$name-a" "$SKIFF" gen --iface "$name-a" --dst-ip 198.18.0.2 \
+        --dst-mac 02:00:c6:12:00:02 --size 1518 --duration 5s --json --quiet >"$tmp/udprx.$run.json"
+    kill -INT "$sink"; wait "$sink" || true
+    # skiff TCP -> skiff tcp recv
+    ip netns exec "$name-b" "$SKIFF" tcp recv --iface "$name-b" --listen 5003 \
+        --expect-bytes "$nbytes" --json --quiet --timeout 280s --ready-file "$tmp/recv.ready" \
+        >"$tmp/tcprx.$run.json" &
+    recv=$!
+    for _ in $(seq 100); do [ -e "$tmp/recv.ready" ] && break; sleep 0.1; done
+    rm -f "$tmp/recv.ready"
+    ip netns exec "$name-a" "$SKIFF" tcp send --iface "$name-a" --dst 198.18.0.2:5003 \
+        --bytes "$nbytes" --json --quiet --timeout 280s >"$tmp/tcp2.$run.json"
+    wait "$recv"
     # kernel TCP over the same veth (no XDP on either side now)
     ip netns exec "$name-b" timeout 60 iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
     ip3=$!
@@ -51,14 +74,23 @@ import json, statistics, sys
 tmp, runs = sys.argv[1], int(sys.argv[2])
 def load(kind, i):
     return json.load(open(f"{tmp}/{kind}.{i}.json"))
-tcp, udp, ker = [], [], []
+tcp, tcp2, udp, udprx, ker = [], [], [], [], []
 for i in range(1, runs + 1):
     t = load("tcp", i); tcp.append(t["goodput_bps"])
-    u = load("udp", i); udp.append(u["tx_bps_l2"])
+    t2 = load("tcp2", i); tcp2.append(t2["goodput_bps"])
+    r2 = load("tcprx", i)
+    assert r2["all_ok"], f"skiff tcp recv: pattern or byte count wrong in run {i}"
+    udp.append(load("udp", i)["tx_bps_l2"])
+    udprx.append(load("udprx", i)["tx_bps_l2"])
     k = load("kernel", i); ker.append(k["end"]["sum_received"]["bits_per_second"])
-    print(f"run {i}: skiff tcp {t['goodput_bps']/1e9:.3f} Gbit/s (retrans {t['retrans_segs']}), "
-          f"skiff udp {udp[-1]/1e9:.3f} Gbit/s L2, kernel tcp {ker[-1]/1e9:.3f} Gbit/s")
-mt, mu, mk = (statistics.median(x) for x in (tcp, udp, ker))
-print(f"median: skiff tcp {mt/1e9:.3f} Gbit/s goodput = {mt/mu:.2f}x skiff udp ({mu/1e9:.3f} Gbit/s L2), "
+    print(f"run {i}: skiff tcp->kernel {tcp[-1]/1e9:.3f} Gbit/s (retrans {t['retrans_segs']}), "
+          f"skiff tcp->skiff {tcp2[-1]/1e9:.3f} (retrans {t2['retrans_segs']}), "
+          f"skiff udp->xdp-drop {udp[-1]/1e9:.3f} L2, udp->skiff sink {udprx[-1]/1e9:.3f} L2, "
+          f"kernel tcp {ker[-1]/1e9:.3f} Gbit/s")
+mt, mt2, mu, mur, mk = (statistics.median(x) for x in (tcp, tcp2, udp, udprx, ker))
+print(f"median: skiff tcp->kernel {mt/1e9:.3f} Gbit/s goodput = {mt/mu:.2f}x udp->xdp-drop "
+      f"({mu/1e9:.3f} Gbit/s L2), {mt/mur:.2f}x udp->skiff sink ({mur/1e9:.3f}), "
       f"{mt/mk:.2f}x kernel tcp ({mk/1e9:.3f} Gbit/s goodput)")
+print(f"median: skiff tcp->skiff {mt2/1e9:.3f} Gbit/s goodput = {mt2/mu:.2f}x udp->xdp-drop, "
+      f"{mt2/mur:.2f}x udp->skiff sink")
 PY
