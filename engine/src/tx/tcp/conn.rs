@@ -146,6 +146,9 @@ const SYN_RETRIES: u32 = 6;
 const RETRIES2: u32 = 15;
 /// Duplicate-ACK threshold (RFC 5681 §3.2, `tcp_reordering` = 3).
 const DUPTHRESH: u32 = 3;
+/// Added to 2·SRTT for a loss probe with more than one segment in flight: 2 ms, the
+/// kernel's `TCP_TIMEOUT_MIN` (2 jiffies at HZ = 1000) in `tcp_schedule_loss_probe`.
+const TLP_SLACK_US: u64 = 2_000;
 /// Out-of-window ACKs are rate limited to one per 500 ms (`tcp_invalid_ratelimit`).
 const OOW_RATELIMIT_US: u64 = 500_000;
 /// Segments per super-segment at most: 44 × 1448 B = 63712 B, inside GSO's 64 KiB
@@ -182,6 +185,9 @@ struct Seg {
     lost: bool,
     /// Retransmitted and neither ACKed nor SACKed since (counted in `retrans_out`).
     retrans: bool,
+    /// snd_nxt at the last retransmission (the kernel keeps it in the skb's `ack_seq`):
+    /// a SACK for data sent after it means the retransmission was lost too.
+    rtx_nxt: Seq,
 }
 
 impl Seg {
@@ -256,6 +262,13 @@ pub struct ConnCounters {
     pub ack_unsent: u64,
     /// Zero-window probes sent.
     pub window_probes: u64,
+    /// Retransmissions found lost by SACKs of later data (`TCPLostRetransmit`).
+    pub lost_retransmits: u64,
+    /// Tail loss probes sent (`TCPLossProbes`).
+    pub tlp_probes: u64,
+    /// Losses a loss probe repaired (`TCPLossProbeRecovery`): cwnd reduced as after fast
+    /// recovery, without waiting for the RTO.
+    pub tlp_recoveries: u64,
     /// Retransmissions postponed because the frame was still in the TX path.
     pub rtx_hostqueue: u64,
     /// Super-segments built by GSO.
@@ -344,6 +357,12 @@ pub struct Conn {
     /// Consecutive RTO expiries without progress.
     retries: u32,
     rto_at: Option<u64>,
+    /// Tail loss probe timer (RFC 8985 §7.2, the kernel's `ICSK_TIME_LOSS_PROBE`).
+    tlp_at: Option<u64>,
+    /// snd_nxt when the outstanding loss probe went out (`tlp_high_seq`); at most one.
+    tlp_high_seq: Option<Seq>,
+    /// The probe timer fired: `output` retransmits the last segment sent.
+    tlp_pending: bool,
     persist_at: Option<u64>,
     persist_backoff: u32,
     ip_ident: IpIdent,
@@ -462,6 +481,9 @@ impl Conn {
             dupacks: 0,
             retries: 0,
             rto_at: None,
+            tlp_at: None,
+            tlp_high_seq: None,
+            tlp_pending: false,
             persist_at: None,
             persist_backoff: 0,
             ip_ident: IpIdent::new((ts_offset >> 16) as u16),
@@ -731,6 +753,7 @@ impl Conn {
                 sum,
                 sent_us: 0,
                 xmits: 0,
+                rtx_nxt: Seq(0),
                 sacked: false,
                 lost: false,
                 retrans: false,
@@ -773,6 +796,7 @@ impl Conn {
             sum: 0,
             sent_us: 0,
             xmits: 0,
+            rtx_nxt: Seq(0),
             sacked: false,
             lost: false,
             retrans: false,
@@ -1295,11 +1319,25 @@ impl Conn {
                 let upd = self.sb.on_ack(ack, blocks, self.snd_una, self.snd_nxt);
                 if upd.dsack {
                     self.counters.dsacks_in += 1;
+                    // RFC 8985 §7.4.2: the probe was a duplicate, nothing was lost.
+                    self.tlp_high_seq = None;
                 }
                 newly_sacked = self.mark_sacked(blocks, ack);
+                if newly_sacked > 0 && self.tlp_high_seq.is_some() {
+                    self.mark_lost_before_probe();
+                }
             }
         }
         let prior_in_flight = self.in_flight();
+        // RFC 8985 §7.4.2 (`tcp_process_tlp_ack`): an ACK beyond the probe's snd_nxt with
+        // no D-SACK for it means the probe repaired a loss: reduce cwnd as a fast recovery
+        // would have (CWR), once.
+        if self.tlp_high_seq.is_some_and(|t| ack.gt(t)) {
+            self.tlp_high_seq = None;
+            self.counters.tlp_recoveries += 1;
+            self.cc.on_loss(now);
+            self.cc.on_recovery_end();
+        }
         if ack.gt(self.snd_una) {
             let acked = self.process_acked(ctx, ack, now);
             self.retries = 0;
@@ -1411,6 +1449,7 @@ impl Conn {
         }
         // RFC 6298 §5.2/5.3: stop the timer when all is ACKed, else restart it.
         self.rto_at = (self.packets_out > 0).then(|| now + self.rtt.rto_us());
+        self.arm_tlp(now);
         acked
     }
 
@@ -1461,7 +1500,10 @@ impl Conn {
         let head_lost =
             self.sack_ok && self.sacked_out > 0 && self.sb.is_lost(self.snd_una, self.mss as u32);
         if self.packets_out > 0
-            && (self.dupacks >= DUPTHRESH || self.sacked_out >= DUPTHRESH || head_lost)
+            && (self.dupacks >= DUPTHRESH
+                || self.sacked_out >= DUPTHRESH
+                || head_lost
+                || self.lost_out > 0)
         {
             self.enter_recovery(now, prior_in_flight);
             return;
@@ -1482,6 +1524,8 @@ impl Conn {
 
     fn enter_recovery(&mut self, now: u64, prior_in_flight: u32) {
         self.counters.fast_recoveries += 1;
+        // A loss probe that led here did its job; recovery reduces cwnd, not the probe.
+        self.tlp_high_seq = None;
         let prior_cwnd = self.cc.cwnd();
         let ssthresh = self.cc.on_loss(now);
         self.ca_state = CaState::Recovery;
@@ -1524,6 +1568,26 @@ impl Conn {
         let Some(high) = self.sb.highest_sacked() else {
             return;
         };
+        // A retransmission is lost when data sent after it has been SACKed (the kernel's
+        // `tcp_mark_lost_retrans`, which RACK later subsumed): it is marked lost again and
+        // goes out once more, where it used to wait for an RTO (about one per lost
+        // retransmission: ~60 RTOs per GiB at 1 % loss before this).
+        if self.retrans_out > 0 {
+            for i in 0..self.unsent.min(self.q.len()) {
+                let g = &mut self.q[i];
+                if g.retrans && !g.sacked && high.gt(g.rtx_nxt) {
+                    // Still marked lost from the first time: only the retransmission's
+                    // count goes, which makes it eligible again.
+                    g.retrans = false;
+                    self.retrans_out -= 1;
+                    if !g.lost {
+                        g.lost = true;
+                        self.lost_out += 1;
+                    }
+                    self.counters.lost_retransmits += 1;
+                }
+            }
+        }
         let mss = self.mss as u32;
         for i in 0..self.unsent.min(self.q.len()) {
             let g = self.q[i];
@@ -1547,6 +1611,7 @@ impl Conn {
     pub(crate) fn next_timer(&self) -> Option<u64> {
         [
             self.rto_at,
+            self.tlp_at,
             self.persist_at,
             self.delack_at,
             self.time_wait_at,
@@ -1573,7 +1638,12 @@ impl Conn {
         }
         if self.rto_at.is_some_and(|t| t <= now) {
             self.rto_at = None;
+            self.tlp_at = None;
             self.on_rto(ctx);
+        }
+        if self.tlp_at.is_some_and(|t| t <= now) {
+            self.tlp_at = None;
+            self.on_tlp_timer(now);
         }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
@@ -1606,6 +1676,8 @@ impl Conn {
         }
         self.ca_state = CaState::Loss;
         self.prr = None;
+        self.tlp_high_seq = None;
+        self.tlp_pending = false;
         self.high_seq = self.snd_nxt;
         self.dupacks = 0;
         for i in 0..self.unsent.min(self.q.len()) {
@@ -1617,6 +1689,102 @@ impl Conn {
         }
         self.rtt.backoff();
         self.rto_at = Some(now + self.rtt.rto_us());
+    }
+
+    /// Arms the tail loss probe (RFC 8985 §7.2, `tcp_schedule_loss_probe`): with SACK,
+    /// data in flight, no recovery under way and no probe outstanding, fire 2·SRTT after
+    /// the last ACK or transmission (plus 2 ms, or plus the 200 ms delayed-ACK allowance
+    /// for a single segment), unless the RTO comes first. Each ACK and each transmission
+    /// pushes it back, so it only fires when the ACK clock has stopped: a lost tail is
+    /// then repaired in about 2 RTTs instead of an RTO (≥ 200 ms), with no cwnd collapse.
+    fn arm_tlp(&mut self, now: u64) {
+        self.tlp_at = None;
+        let open = self.ca_state == CaState::Open
+            && matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            );
+        if !self.sack_ok || self.packets_out == 0 || !open || self.tlp_high_seq.is_some() {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt_us() else {
+            return;
+        };
+        let slack = if self.packets_out == 1 {
+            super::rtt::RTO_MIN_US
+        } else {
+            TLP_SLACK_US
+        };
+        let at = now + 2 * u64::from(srtt) + slack;
+        if self.rto_at.is_none_or(|r| at < r) {
+            self.tlp_at = Some(at);
+        }
+    }
+
+    /// The probe timer fired (`tcp_send_loss_probe`): `output` resends the last segment
+    /// sent, whose ACK (or SACK) tells which part of the tail was lost. Skiff always
+    /// probes with the last segment (RFC 8985 §7.3 allows new data instead when the
+    /// window permits; the kernel prefers that).
+    fn on_tlp_timer(&mut self, now: u64) {
+        if self.packets_out == 0 || self.tlp_high_seq.is_some() || self.ca_state != CaState::Open {
+            return;
+        }
+        self.tlp_pending = true;
+        self.rto_at = Some(now + self.rtt.rto_us());
+    }
+
+    /// Sends the loss probe: the last segment sent, again, unless it is SACKed or still in
+    /// the host's TX path.
+    fn send_tlp(&mut self, ctx: &mut Ctx<'_>, hh: &[u8; 14]) -> bool {
+        self.tlp_pending = false;
+        let Some(i) = self.unsent.min(self.q.len()).checked_sub(1) else {
+            return false;
+        };
+        let g = self.q[i];
+        if g.sacked || g.retrans || !ctx.refs.is_parked(g.frame) {
+            return false;
+        }
+        if !self.transmit(ctx, hh, i, 1) {
+            return false;
+        }
+        self.note_retransmitted(ctx, i);
+        self.counters.tlp_probes += 1;
+        self.tlp_high_seq = Some(self.snd_nxt);
+        true
+    }
+
+    /// The loss probe (or data sent with or after it) was SACKed: every segment below the
+    /// highest SACK that was sent before the probe and neither SACKed nor retransmitted
+    /// is lost. The probe left at least 2·SRTT after them, so this is RACK's rule (RFC
+    /// 8985 §6.2: sent earlier than a delivered segment by more than the reordering
+    /// window) for the one case skiff needs it: without it a probe that reveals a tail
+    /// hole would only draw SACKs below the dupthresh and the hole would wait for the RTO.
+    fn mark_lost_before_probe(&mut self) {
+        let Some(high) = self.sb.highest_sacked() else {
+            return;
+        };
+        for i in 0..self.unsent.min(self.q.len()) {
+            let g = self.q[i];
+            if !g.seq.lt(high) {
+                break;
+            }
+            if !g.sacked && !g.retrans {
+                self.mark_lost(i);
+            }
+        }
+    }
+
+    /// Segment `i` went out again: counted in `retrans_out` until ACKed, SACKed or lost.
+    fn note_retransmitted(&mut self, ctx: &mut Ctx<'_>, i: usize) {
+        self.q[i].retrans = true;
+        self.q[i].rtx_nxt = self.snd_nxt;
+        self.retrans_out += 1;
+        self.counters.retrans_segs += 1;
+        ctx.counters.retrans_segs += 1;
     }
 
     /// True when the first unsent segment carries data the peer's window does not take
@@ -1726,6 +1894,9 @@ impl Conn {
         if self.lost_out > self.retrans_out {
             carried_ack |= self.retransmit(ctx, &hh);
         }
+        if self.tlp_pending {
+            carried_ack |= self.send_tlp(ctx, &hh);
+        }
         // New data.
         carried_ack |= self.send_new(ctx, &hh);
         // Data waiting that the peer's window does not take, and nothing in flight whose
@@ -1766,11 +1937,7 @@ impl Conn {
                 continue;
             }
             if self.transmit(ctx, hh, i, 1) {
-                let g = &mut self.q[i];
-                g.retrans = true;
-                self.retrans_out += 1;
-                self.counters.retrans_segs += 1;
-                ctx.counters.retrans_segs += 1;
+                self.note_retransmitted(ctx, i);
                 sent_any = true;
                 if self.rto_at.is_none() {
                     self.rto_at = Some(ctx.now_us + self.rtt.rto_us());
@@ -1847,6 +2014,10 @@ impl Conn {
             if self.rto_at.is_none() {
                 self.rto_at = Some(ctx.now_us + self.rtt.rto_us());
             }
+        }
+        if sent_any {
+            // New data in flight: the loss probe counts from this transmission.
+            self.arm_tlp(ctx.now_us);
         }
         sent_any
     }

@@ -2653,3 +2653,119 @@ fn gro_merged_fin_closes_after_the_data_and_bad_frames_stay_out() {
     assert_eq!(h.read_all(&c), [want, d].concat());
     h.complete_all();
 }
+
+// ----- lost retransmissions and tail loss probes -----
+
+#[test]
+fn lost_retransmission_found_by_a_sack_of_later_data_and_sent_again() {
+    let mut h = Harness::new();
+    let c = h.active_open(ALL_OPTS);
+    let m = MSS_TS as u32;
+    let payload = data(30 * MSS_TS, 8);
+    h.stack.write(c.id, &payload);
+    let sent = h.out();
+    assert_eq!(sent.len(), 10);
+    h.complete_all();
+    h.wait_ms(10);
+    // < . 1:1(0) ack 1449 <sack 2897:7241>     (segment 2 lost)
+    h.ack(&c, 1 + m, 2000, &[(1 + 2 * m, 1 + 5 * m)]);
+    // > . 1449:2897(1448)                       (the hole) and new data after it
+    let out = h.out();
+    assert_eq!(c.seq(&out[0]), 1 + m);
+    let new: Vec<u32> = out[1..].iter().map(|p| c.seq(p)).collect();
+    assert!(
+        !new.is_empty(),
+        "PRR lets new data follow the retransmission: {out:?}"
+    );
+    assert!(new.iter().all(|&s| s > 10 * m), "{new:?}");
+    h.complete_all();
+    h.wait_ms(10);
+    // < . 1:1(0) ack 1449 <sack 14481:15929 2897:7241>
+    //   (data sent after the retransmission arrived; the retransmission did not)
+    h.ack(
+        &c,
+        1 + m,
+        2000,
+        &[(1 + 10 * m, 1 + 11 * m), (1 + 2 * m, 1 + 5 * m)],
+    );
+    // > . 1449:2897(1448)                       (again, from the same frame, no RTO)
+    let out = h.out();
+    assert!(!out.is_empty(), "resent at once");
+    assert_eq!(c.seq(&out[0]), 1 + m);
+    assert_eq!(out[0].idx, sent[1].idx);
+    let k = h.conn(&c).counters();
+    assert_eq!(
+        (k.lost_retransmits, k.retrans_segs, k.timeouts),
+        (1, 2, 0),
+        "{k:?}"
+    );
+    h.complete_all();
+}
+
+#[test]
+fn tail_loss_probe_after_two_srtt_then_sack_of_it_recovers_the_hole() {
+    let mut h = Harness::new();
+    // SRTT 10 ms from the handshake.
+    let c = h.passive_open(ALL_OPTS, 10);
+    let m = MSS_TS as u32;
+    let payload = data(5 * MSS_TS, 9);
+    h.stack.write(c.id, &payload);
+    let sent = h.out();
+    assert_eq!(sent.len(), 5);
+    h.complete_all();
+    // +0.010 < . 1:1(0) ack 4345            (segments 4 and 5 are lost: the ACK clock stops)
+    h.wait_ms(10);
+    h.ack(&c, 1 + 3 * m, PEER_WIN, &[]);
+    assert!(h.out().is_empty());
+    // The probe timer: 2·SRTT + 2 ms after the ACK, well before the 200 ms RTO.
+    let srtt = u64::from(h.conn(&c).info().srtt_us.expect("an RTT sample"));
+    h.wait_us(2 * srtt + 2_000 - 1);
+    assert!(h.out().is_empty(), "not yet");
+    h.wait_us(1);
+    // > P. 5793:7241(1448)                   (the probe: the last segment, same frame)
+    let out = h.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(c.seq(&out[0]), 1 + 4 * m);
+    assert_eq!(out[0].idx, sent[4].idx);
+    let k = h.conn(&c).counters();
+    assert_eq!(
+        (k.tlp_probes, k.retrans_segs, k.timeouts),
+        (1, 1, 0),
+        "{k:?}"
+    );
+    h.complete_all();
+    // < . 1:1(0) ack 4345 <sack 5793:7241>   (the probe arrived: segment 4 is the hole)
+    h.wait_ms(10);
+    h.ack(&c, 1 + 3 * m, PEER_WIN, &[(1 + 4 * m, 1 + 5 * m)]);
+    // > . 4345:5793(1448)                    (fast recovery, no RTO)
+    let out = h.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(c.seq(&out[0]), 1 + 3 * m);
+    assert_eq!(h.conn(&c).info().ca_state, CaState::Recovery);
+    h.complete_all();
+    // < . 1:1(0) ack 7241
+    h.ack(&c, 1 + 5 * m, PEER_WIN, &[]);
+    assert!(h.out().is_empty());
+    let k = h.conn(&c).counters();
+    assert_eq!(
+        (k.retrans_segs, k.timeouts, k.fast_recoveries),
+        (2, 0, 1),
+        "{k:?}"
+    );
+    assert_eq!(h.conn(&c).info().ca_state, CaState::Open);
+}
+
+#[test]
+fn tail_loss_probe_not_armed_for_one_segment_when_the_rto_comes_first() {
+    let mut h = Harness::new();
+    let c = h.passive_open(ALL_OPTS, 10);
+    h.stack.write(c.id, &data(1000, 3));
+    assert_eq!(h.out().len(), 1);
+    h.complete_all();
+    // One segment: 2·SRTT + 200 ms exceeds the 200 ms RTO, which fires instead.
+    h.wait_us(RTO_MIN_US);
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    let k = h.conn(&c).counters();
+    assert_eq!((k.tlp_probes, k.timeouts), (0, 1), "{k:?}");
+}
