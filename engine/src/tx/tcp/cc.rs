@@ -180,6 +180,25 @@ impl Window {
         self.cwnd < self.ssthresh
     }
 
+    /// What every algorithm does first with an ACK (`tcp_cong_control` before the
+    /// algorithm's cong_avoid): new data clears the RTO's pending flag; when cwnd-limited,
+    /// slow start takes what it can. Returns the segments left for congestion avoidance,
+    /// or `None` when nothing is left to do.
+    fn ack_prelude(&mut self, acked_segs: u32, cwnd_limited: bool) -> Option<u32> {
+        if acked_segs == 0 {
+            return None;
+        }
+        self.rto_pending = false;
+        if !cwnd_limited {
+            return None;
+        }
+        let mut acked = acked_segs;
+        if self.in_slow_start() {
+            acked = self.slow_start(acked);
+        }
+        (acked > 0).then_some(acked)
+    }
+
     /// `tcp_slow_start()`: cwnd grows by the segments acked, up to ssthresh; returns the
     /// acked segments left over for congestion avoidance.
     fn slow_start(&mut self, acked: u32) -> u32 {
@@ -284,20 +303,9 @@ impl CongestionControl for NewReno {
         _min_rtt_us: Option<u32>,
         cwnd_limited: bool,
     ) {
-        if acked_segs == 0 {
+        let Some(acked) = self.w.ack_prelude(acked_segs, cwnd_limited) else {
             return;
-        }
-        self.w.rto_pending = false;
-        if !cwnd_limited {
-            return;
-        }
-        let mut acked = acked_segs;
-        if self.w.in_slow_start() {
-            acked = self.w.slow_start(acked);
-            if acked == 0 {
-                return;
-            }
-        }
+        };
         // RFC 5681 §3.1 congestion avoidance: +1 segment per cwnd segments acked.
         let cwnd = self.w.cwnd;
         self.w.cong_avoid_ai(cwnd, acked);
@@ -662,20 +670,9 @@ impl CongestionControl for Cubic {
         min_rtt_us: Option<u32>,
         cwnd_limited: bool,
     ) {
-        if acked_segs == 0 {
+        let Some(acked) = self.w.ack_prelude(acked_segs, cwnd_limited) else {
             return;
-        }
-        self.w.rto_pending = false;
-        if !cwnd_limited {
-            return;
-        }
-        let mut acked = acked_segs;
-        if self.w.in_slow_start() {
-            acked = self.w.slow_start(acked);
-            if acked == 0 {
-                return;
-            }
-        }
+        };
         let delay_min = if self.delay_min_us > 0 {
             self.delay_min_us
         } else {

@@ -529,20 +529,25 @@ impl Conn {
             None => c.state = State::SynSent,
             Some(syn) => {
                 c.state = State::SynReceived;
-                c.irs = syn.seq;
-                c.rcv_nxt = syn.seq.add(1);
-                c.rcv_wup = c.rcv_nxt;
-                c.take_syn_options(&syn.options, true);
-                // The SYN's window is never scaled (RFC 7323 §2.2).
-                c.snd_wnd = syn.window as u32;
-                c.snd_wl1 = syn.seq;
-                c.max_snd_wnd = c.snd_wnd;
+                c.take_peer_syn(syn.seq, syn.window, &syn.options);
             }
         }
         c.queue_ctl(ctx, flags::SYN).then_some(c)
     }
 
     /// Negotiated options from the peer's SYN (or SYN-ACK).
+    /// The peer's SYN (or SYN-ACK): its ISN, options and window.
+    fn take_peer_syn(&mut self, seq: Seq, window: u16, options: &TcpOptions) {
+        self.irs = seq;
+        self.rcv_nxt = seq.add(1);
+        self.rcv_wup = self.rcv_nxt;
+        self.take_syn_options(options, true);
+        // The SYN's window is never scaled (RFC 7323 §2.2).
+        self.snd_wnd = u32::from(window);
+        self.snd_wl1 = seq;
+        self.max_snd_wnd = self.snd_wnd;
+    }
+
     fn take_syn_options(&mut self, o: &TcpOptions, we_offered_all: bool) {
         let peer_mss = o.mss.unwrap_or(536);
         self.sack_ok = we_offered_all && o.sack_permitted;
@@ -950,14 +955,8 @@ impl Conn {
         if f & flags::SYN == 0 {
             return;
         }
-        self.irs = h.seq;
-        self.rcv_nxt = h.seq.add(1);
-        self.rcv_wup = self.rcv_nxt;
-        self.take_syn_options(&h.options, true);
-        self.snd_wnd = h.window as u32;
-        self.snd_wl1 = h.seq;
+        self.take_peer_syn(h.seq, h.window, &h.options);
         self.snd_wl2 = h.ack;
-        self.max_snd_wnd = self.snd_wnd;
         if f & flags::ACK != 0 {
             self.state = State::Established;
             self.process_acked(ctx, h.ack, ctx.now_us);
@@ -1573,8 +1572,15 @@ impl Conn {
         // goes out once more, where it used to wait for an RTO (about one per lost
         // retransmission: ~60 RTOs per GiB at 1 % loss before this).
         if self.retrans_out > 0 {
+            // Every segment counted in `retrans_out` is seen once: the scan stops after
+            // the last of them (they sit near the head), not at the end of the queue.
+            let mut left = self.retrans_out;
             for i in 0..self.unsent.min(self.q.len()) {
+                if left == 0 {
+                    break;
+                }
                 let g = &mut self.q[i];
+                left -= u32::from(g.retrans);
                 if g.retrans && !g.sacked && high.gt(g.rtx_nxt) {
                     // Still marked lost from the first time: only the retransmission's
                     // count goes, which makes it eligible again.

@@ -388,25 +388,8 @@ impl Stack {
         }
         let port = port.ok_or(TcpError::NoPort)?;
         let local = (self.cfg.addr, port);
-        let (iss, tso) = self.isn(local, remote);
-        let id = self.alloc_id();
-        let cfg = self.cfg.conn.clone();
-        let (mut ctx, conns) = self.split();
-        let e = Endpoints {
-            local,
-            remote,
-            next_hop,
-            flow: id,
-            iss,
-            ts_offset: tso,
-        };
-        let Some(c) = Conn::open(&mut ctx, cfg, &e, None) else {
-            self.free_ids.push(id);
-            return Err(TcpError::NoFrames);
-        };
-        conns[id as usize] = Some(c);
-        self.by_tuple.insert((remote.0, remote.1, port), id);
-        Ok(id)
+        self.open_conn(local, remote, next_hop, None)
+            .ok_or(TcpError::NoFrames)
     }
 
     /// Listens on `port` with an accept queue of `backlog` connections.
@@ -802,14 +785,36 @@ impl Stack {
         let Some(next_hop) = self.cfg.route.next_hop(remote.0) else {
             return;
         };
-        let (iss, tso) = self.isn(local, remote);
-        let id = self.alloc_id();
-        let cfg = self.cfg.conn.clone();
         let syn = SynInfo {
             seq: h.seq,
             window: h.window,
             options: h.options,
         };
+        match self.open_conn(local, remote, next_hop, Some(&syn)) {
+            Some(id) => {
+                self.parent.insert(id, port);
+            }
+            None => {
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// A new connection between `local` and `remote` (active without `syn`, passive
+    /// answering it), in the table under its 4-tuple; a passive one sends its SYN-ACK at
+    /// once. `None` when there is no frame for the SYN.
+    fn open_conn(
+        &mut self,
+        local: (IpAddr, u16),
+        remote: (IpAddr, u16),
+        next_hop: IpAddr,
+        syn: Option<&SynInfo>,
+    ) -> Option<ConnId> {
+        let (iss, tso) = self.isn(local, remote);
+        let id = self.alloc_id();
+        let cfg = self.cfg.conn.clone();
         let (mut ctx, conns) = self.split();
         let e = Endpoints {
             local,
@@ -819,20 +824,16 @@ impl Stack {
             iss,
             ts_offset: tso,
         };
-        match Conn::open(&mut ctx, cfg, &e, Some(&syn)) {
-            Some(mut c) => {
-                c.output(&mut ctx);
-                conns[id as usize] = Some(c);
-                self.by_tuple.insert((remote.0, remote.1, local.1), id);
-                self.parent.insert(id, port);
-            }
-            None => {
-                self.free_ids.push(id);
-                if let Some(l) = self.listeners.get_mut(&port) {
-                    l.half_open = l.half_open.saturating_sub(1);
-                }
-            }
+        let Some(mut c) = Conn::open(&mut ctx, cfg, &e, syn) else {
+            self.free_ids.push(id);
+            return None;
+        };
+        if syn.is_some() {
+            c.output(&mut ctx);
         }
+        conns[id as usize] = Some(c);
+        self.by_tuple.insert((remote.0, remote.1, local.1), id);
+        Some(id)
     }
 
     /// A RST for a segment no connection owns, straight back to the sender's MAC.
