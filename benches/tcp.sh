@@ -13,6 +13,12 @@
 # carry 1448 of 1514 bytes, so 95.6% is the ceiling of goodput over an L2 rate.
 #
 #   sudo benches/tcp.sh [RUNS] [BYTES]      (default 3 runs of 1G)
+#   sudo PEER_THREADED=1 benches/tcp.sh     (both veth ends poll in NAPI kthreads, GRO on)
+#
+# On veth the receiver's work runs on the sender's CPU: veth_xmit queues the frame to the
+# peer's backlog (or NAPI) on the CPU that transmits. PEER_THREADED=1 moves the peer's
+# receive processing (kernel TCP, XDP, AF_XDP copy) to a NAPI kthread that the scheduler
+# puts on another CPU, as a second host would; it needs more than 2 CPUs to mean anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SKIFF=${SKIFF:-target/release/skiff}
@@ -23,6 +29,15 @@ name="sktcp$$"; name=${name:0:11}
 tmp=$(mktemp -d)
 trap '"$SKIFF" testbed down --name "$name" >/dev/null; rm -rf "$tmp"' EXIT
 ip netns exec "$name-b" ethtool -K "$name-b" tx off ${PEER_GRO:+gro on} >/dev/null
+if [ -n "${PEER_THREADED:-}" ]; then
+    # veth has NAPI (and so a kthread to move) once GRO or XDP is on.
+    ip netns exec "$name-b" ethtool -K "$name-b" gro on >/dev/null
+    # veth_xmit takes the NAPI path only for frames from a device without TSO
+    # (veth_skb_is_eligible_for_gro); AF_XDP's frames are never GSO anyway.
+    ip netns exec "$name-a" ethtool -K "$name-a" gro on tso off >/dev/null
+    ip netns exec "$name-a" sh -c "echo 1 >/sys/class/net/$name-a/threaded"
+    ip netns exec "$name-b" sh -c "echo 1 >/sys/class/net/$name-b/threaded"
+fi
 nbytes=$(python3 -c "import sys; s=sys.argv[1]; m={'K':1<<10,'M':1<<20,'G':1<<30}; print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))" "$bytes")
 for run in $(seq "$runs"); do
     # skiff TCP -> kernel server

@@ -40,6 +40,9 @@ use crate::{
 
 /// The pattern's period: byte i is i mod 251.
 const PATTERN_MOD: u64 = 251;
+/// How long `tcp send` waits, after its FIN is ACKed, for the peer's FIN: 1 s, hundreds of
+/// RTTs on a testbed and longer than a receiving application takes to see EOF and close.
+const PEER_FIN_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Subcommand)]
 pub enum TcpCmd {
@@ -456,9 +459,13 @@ impl TcpApp for SendApp {
                 Some(x) => x,
                 None => continue,
             };
-            // Done when our FIN is ACKed (FIN-WAIT-2, TIME-WAIT) or the connection died.
+            // The transfer ends when our FIN is ACKed (goodput is measured to there); the
+            // connection is done when the peer's FIN has come too (TIME-WAIT, CLOSED), the
+            // connection died, or PEER_FIN_WAIT passed. Leaving in FIN-WAIT-2 would take
+            // our XDP program away before the peer's FIN arrives, and the kernel on our
+            // interface would answer that FIN with an RST.
             let st = x.state();
-            if (c.closing
+            let fin_acked = c.closing
                 && x.all_acked()
                 && matches!(
                     st,
@@ -467,9 +474,15 @@ impl TcpApp for SendApp {
                         | State::Closed
                         | State::Closing
                         | State::LastAck
-                ))
-                || st == State::Closed
-            {
+                );
+            if fin_acked && c.end.is_none() {
+                c.end = Some(now);
+            }
+            let peer_done = matches!(st, State::TimeWait | State::Closed);
+            let waited_out = c
+                .end
+                .is_some_and(|e| now.duration_since(e) >= PEER_FIN_WAIT);
+            if (fin_acked && (peer_done || waited_out)) || st == State::Closed {
                 if c.end.is_none() {
                     c.end = Some(now);
                 }

@@ -279,12 +279,64 @@ fn assert_exact(sent: &Value, srv: &Value, bytes: u64, conns: u32) {
         bytes * conns as u64,
         "kernel server: {srv}"
     );
+    assert_closed_by_peer(sent);
+}
+
+/// Every connection of `tcp send` saw the peer's FIN before skiff left (TIME-WAIT): a
+/// sender that leaves in FIN-WAIT-2 takes its XDP program away, and the peer's FIN then
+/// meets the kernel's RST.
+fn assert_closed_by_peer(sent: &Value) {
+    for c in sent["conns"].as_array().expect("conns") {
+        assert_eq!(
+            c["state"], "TIME_WAIT",
+            "skiff left before the peer's FIN: {c}"
+        );
+    }
 }
 
 #[test]
 fn skiff_sends_1gib_to_kernel_server() {
     let (sent, srv) = send_to_kernel("ts", GIB, 1, None);
     assert_exact(&sent, &srv, GIB, 1);
+}
+
+/// skiff at both ends (the benchmark's skiff-to-skiff case): 256 MiB byte-exact, and both
+/// sides close cleanly, the sender in TIME-WAIT, the receiver CLOSED by its LAST-ACK.
+#[test]
+fn skiff_sends_to_skiff_recv_and_both_close_cleanly() {
+    let _g = common::serial();
+    let bed = Bed::up("tss", 1);
+    let bytes = (256u64 << 20).to_string();
+    let ifb = bed.if_b();
+    let recv = start_ready(
+        &bed,
+        'b',
+        &[
+            "tcp",
+            "recv",
+            "--iface",
+            &ifb,
+            "--listen",
+            "5003",
+            "--expect-bytes",
+            &bytes,
+            "--json",
+            "--quiet",
+            "--timeout",
+            "120s",
+        ],
+        "tcp-recv",
+    );
+    let sent = skiff_send(&bed, 5003, 256 << 20, 1, &[]);
+    let r = common::finish(recv, "skiff tcp recv");
+    print_summary("skiff send", &sent);
+    print_summary("skiff recv", &r);
+    assert_eq!(u(&sent, &["conns_completed"]), 1, "{sent}");
+    assert_eq!(r["all_ok"], Value::Bool(true), "{r}");
+    assert_eq!(r["conns"][0]["pattern_ok"], Value::Bool(true), "{r}");
+    assert_eq!(r["conns"][0]["state"], "CLOSED", "{r}");
+    assert_eq!(r["conns"][0]["close_reason"], "normal", "{r}");
+    assert_closed_by_peer(&sent);
 }
 
 #[test]

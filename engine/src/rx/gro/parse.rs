@@ -280,30 +280,12 @@ pub(super) fn chunk<const N: usize>(b: &[u8], off: usize) -> Option<&[u8; N]> {
     b.get(off..)?.first_chunk::<N>()
 }
 
-/// Ones'-complement sum of `data` as big-endian 16-bit words plus `initial`, folded to 16
-/// bits: the same value as [`checksum::sum`], eight bytes per step. A 64-bit word is
-/// w0·2⁴⁸ + w1·2³² + w2·2¹⁶ + w3 ≡ w0 + w1 + w2 + w3 (mod 2¹⁶ − 1), and the carry out of
-/// 64 bits is added back in (2⁶⁴ ≡ 1), so the folded result is identical.
-#[inline]
-pub(super) fn ones_sum(data: &[u8], initial: u32) -> u32 {
-    let mut acc = u64::from(initial);
-    let mut words = data.chunks_exact(8);
-    for w in &mut words {
-        if let Ok(a) = <[u8; 8]>::try_from(w) {
-            let (s, carry) = acc.overflowing_add(u64::from_be_bytes(a));
-            // With a carry, s ≤ 2⁶⁴ − 2, so adding it back cannot overflow.
-            acc = s + u64::from(carry);
-        }
-    }
-    checksum::sum(words.remainder(), checksum::fold(acc))
-}
-
 /// Is the ones'-complement sum of the transport bytes plus the pseudo-header all ones
 /// (the receiver's check, RFC 1071 §1)?
 #[inline]
 fn l4_sum_ok(l4: &[u8], pseudo: u32) -> bool {
     // 0xffff: the folded sum of data that includes its own correct checksum.
-    ones_sum(l4, pseudo) == 0xffff
+    checksum::sum(l4, pseudo) == 0xffff
 }
 
 /// What the IP layer hands the transport layer.
