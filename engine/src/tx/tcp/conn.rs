@@ -142,6 +142,9 @@ pub const DELACK_US: u64 = 40_000;
 const MAX_QUICKACKS: u32 = 16;
 /// SYN retransmissions before giving up: 6 (`tcp_syn_retries`), about 127 s.
 const SYN_RETRIES: u32 = 6;
+/// SYN-ACK retransmissions before a passive open gives up: 5 (`tcp_synack_retries`),
+/// about 63 s (1 + 2 + 4 + 8 + 16 + 32).
+const SYNACK_RETRIES: u32 = 5;
 /// Data retransmissions (RTO expiries in a row) before giving up: 15 (`tcp_retries2`).
 const RETRIES2: u32 = 15;
 /// Duplicate-ACK threshold (RFC 5681 §3.2, `tcp_reordering` = 3).
@@ -154,8 +157,9 @@ const OOW_RATELIMIT_US: u64 = 500_000;
 /// Segments per super-segment at most: 44 × 1448 B = 63712 B, inside GSO's 64 KiB
 /// (`GSO_LEGACY_MAX_SIZE` 65536 less headers), as `tcp_tso_autosize` caps `size_goal`.
 const MAX_GSO_SEGS: u32 = 44;
-/// `tcp_limit_output_bytes`: 1 MiB (Linux ≥ 5.18 default) per connection in host queues.
-const TCP_LIMIT_OUTPUT_BYTES: u64 = 1 << 20;
+/// `tcp_limit_output_bytes`: 4 MiB per connection in host queues, what Linux 6.18 (this
+/// machine's kernel) has by default; older kernels had 1 MiB.
+const TCP_LIMIT_OUTPUT_BYTES: u64 = 4 << 20;
 /// Window scale we offer: 7, what Linux offers for a `tcp_rmem[2]` of 4–6 MiB
 /// (`tcp_select_initial_window`: the smallest shift that lets 65535 << shift cover it).
 const OUR_WSCALE: u8 = 7;
@@ -640,7 +644,7 @@ impl Conn {
     }
 
     /// The TSQ limit in frames: max(2 super-segments, pacing rate >> 10 (≈ 1 ms, the
-    /// kernel's `sk_pacing_shift` of 10)), at most `tcp_limit_output_bytes` (1 MiB).
+    /// kernel's `sk_pacing_shift` of 10)), at most `tcp_limit_output_bytes` (4 MiB).
     fn tsq_limit(&self) -> u32 {
         let mss = self.mss.max(1) as u64;
         let by_rate = self.pacing_rate().map(|r| (r >> 10) / mss).unwrap_or(0);
@@ -1663,10 +1667,10 @@ impl Conn {
         }
         let now = ctx.now_us;
         self.retries += 1;
-        let limit = if matches!(self.state, State::SynSent | State::SynReceived) {
-            SYN_RETRIES
-        } else {
-            RETRIES2
+        let limit = match self.state {
+            State::SynSent => SYN_RETRIES,
+            State::SynReceived => SYNACK_RETRIES,
+            _ => RETRIES2,
         };
         if self.retries > limit {
             self.terminate(ctx, CloseReason::TimedOut);

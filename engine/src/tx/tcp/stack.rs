@@ -23,7 +23,7 @@ use crate::{
     sys::{Frame, UmemArea},
     tx::{
         ip::{self, Ipv4Out, Ipv6Out, Route},
-        neigh::{NeighConfig, NeighCounters, NeighTable},
+        neigh::{is_martian_v4, is_martian_v6, NeighConfig, NeighCounters, NeighTable},
         qdisc::QPacket,
     },
     wire::{
@@ -107,6 +107,10 @@ pub struct TcpCounters {
     pub not_for_us: u64,
     /// IP headers that failed validation.
     pub ip_errors: u64,
+    /// TCP from a source no host may have (multicast, broadcast, loopback, 0/8, IPv4-mapped)
+    /// or to a link-layer group address: dropped unanswered, as `ip_route_input` (martian
+    /// source), `ipv6_rcv` and `tcp_v4_rcv` (`pkt_type != PACKET_HOST`) drop them.
+    pub martian: u64,
     /// Super-segments GSO split.
     pub gso_super: u64,
     /// Segments GSO produced.
@@ -553,6 +557,11 @@ impl Stack {
             self.pool.push(frame);
             return;
         }
+        if is_martian_v4(src) || b[0] & 1 != 0 {
+            self.counters.martian += 1;
+            self.pool.push(frame);
+            return;
+        }
         let seg = &ipb[ihl..tot];
         if !tcp::checksum_ok_v4(src, dst, seg) {
             self.counters.in_csum_errors += 1;
@@ -599,6 +608,11 @@ impl Stack {
         let ours = matches!(self.cfg.addr, IpAddr::V6(a) if a.octets() == dst);
         if !ours || ipb[6] != IPPROTO_TCP {
             self.counters.not_for_us += 1;
+            self.pool.push(frame);
+            return;
+        }
+        if is_martian_v6(src) || b[0] & 1 != 0 {
+            self.counters.martian += 1;
             self.pool.push(frame);
             return;
         }
