@@ -70,23 +70,7 @@ fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
     // schedule for good, as any token bucket does (a shared CI VM stalled one queue by
     // ~86 ms once). The generator reports it per queue (`qdisc.behind_ns`, and a warning);
     // the rate must hold everywhere else, so the run may take exactly that much longer.
-    // Stalls of more than 2% of the run fail: then the rate was not held.
-    let behind_s = g["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|q| f(q, &["qdisc", "behind_ns"]) / 1e9)
-        .fold(0.0, f64::max);
-    assert!(
-        behind_s <= 0.02 * f64::from(secs),
-        "stalled {behind_s} s: {g}"
-    );
-    if behind_s > 0.0 {
-        eprintln!(
-            "the sender fell {behind_s} s behind its schedule: {}",
-            g["warnings"]
-        );
-    }
+    let behind_s = reported_stall_s(&g, f64::from(secs));
     let expect_pps = want as f64 / (f64::from(secs) + behind_s);
     let rx_pps = f(&s, &["rx_pps"]);
     assert!(
@@ -112,6 +96,25 @@ fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
         shares.iter().all(|&x| x == want / u64::from(queues)),
         "{shares:?}"
     );
+}
+
+/// The largest per-queue `qdisc.behind_ns` a run reported, in s: the schedule a stalled
+/// sender lost for good. More than 2% of a `secs`-long run fails: the rate was not held.
+fn reported_stall_s(g: &Value, secs: f64) -> f64 {
+    let behind_s = g["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| f(q, &["qdisc", "behind_ns"]) / 1e9)
+        .fold(0.0, f64::max);
+    assert!(behind_s <= 0.02 * secs, "stalled {behind_s} s: {g}");
+    if behind_s > 0.0 {
+        eprintln!(
+            "the sender fell {behind_s} s behind its schedule: {}",
+            g["warnings"]
+        );
+    }
+    behind_s
 }
 
 #[test]
@@ -339,9 +342,12 @@ duration = "3s"
     assert_eq!(st[0]["name"], "voice");
     assert_eq!(u(&st[0], &["tx_packets"]), 30_000, "{}", st[0]);
     assert_eq!(u(&st[1], &["tx_packets"]), 90_000, "{}", st[1]);
+    // fq loses what a stall beyond its 4 ms pacing horizon costs (summed over the flows,
+    // so it over-allows by at most the flow count): the rate holds everywhere else.
+    let slack = reported_stall_s(&g, 3.0) / 3.0;
     for (x, want) in [(&st[0], 10_000.0), (&st[1], 30_000.0)] {
         let a = f(x, &["achieved_pps"]);
-        assert!((a / want - 1.0).abs() < 0.01, "{x}");
+        assert!((a / want - 1.0).abs() < 0.01 + slack, "{x}");
         for k in ["p50", "p99", "max"] {
             assert!(x["gap_ns"][k].is_u64(), "{x}");
         }

@@ -75,6 +75,8 @@ struct Flow<P> {
     next_ps: u128,
     /// When the flow last detached.
     detached_at_ns: u64,
+    /// Since when packets have waited in `q` without a break, ps.
+    backlog_since_ps: u128,
 }
 
 /// Fair queueing over flows.
@@ -99,6 +101,8 @@ pub(crate) struct Fq<P> {
     flow_rates: Vec<(u32, Rate)>,
     /// Rates are set per flow at run time ([`Fq::set_flow_rate`]).
     dynamic_rates: bool,
+    /// Pacing budget lost while packets waited, summed over flows, ps (see `dequeue`).
+    behind_ps: u128,
 }
 
 impl<P: QPacket> Fq<P> {
@@ -125,6 +129,7 @@ impl<P: QPacket> Fq<P> {
             maxrate,
             flow_rates,
             dynamic_rates: false,
+            behind_ps: 0,
         }
     }
 
@@ -196,6 +201,7 @@ impl<P: QPacket> Fq<P> {
             rate,
             next_ps: u128::from(now_ns) * u128::from(PS_PER_NS),
             detached_at_ns: now_ns,
+            backlog_since_ps: 0,
         });
         i
     }
@@ -213,6 +219,9 @@ impl<P: QPacket> Fq<P> {
         };
         if f.q.len() >= self.flow_limit {
             return Err(p);
+        }
+        if f.q.is_empty() {
+            f.backlog_since_ps = u128::from(now_ns) * u128::from(PS_PER_NS);
         }
         f.q.push_back(p);
         self.qlen += 1;
@@ -304,8 +313,14 @@ impl<P: QPacket> Fq<P> {
                 .credit
                 .saturating_sub(i64::try_from(len).unwrap_or(i64::MAX));
             if let Some(rate) = f.rate {
-                let base = f.next_ps.max(now_ps.saturating_sub(PACING_HORIZON_PS));
-                f.next_ps = base + u128::from(rate.cost_ps(len));
+                // A flow more than the horizon behind (its poller was descheduled) catches
+                // up by the horizon only; the rest of the schedule is lost, as in Linux's
+                // fq, which restarts from now. Counted when packets waited through it, so
+                // a rate check can allow for it (idle time is not lost budget).
+                let floor = now_ps.saturating_sub(PACING_HORIZON_PS);
+                let lost_from = f.next_ps.max(f.backlog_since_ps);
+                self.behind_ps += floor.saturating_sub(lost_from);
+                f.next_ps = f.next_ps.max(floor) + u128::from(rate.cost_ps(len));
             }
             return Deq::Packet(p);
         }
@@ -325,6 +340,11 @@ impl<P: QPacket> Fq<P> {
                 .peek()
                 .map_or(now_ns, |&Reverse((t, _))| t.max(now_ns)),
         )
+    }
+
+    /// Pacing budget lost to stalls while packets waited, all flows together, ns.
+    pub(crate) fn behind_ns(&self) -> u64 {
+        u64::try_from(self.behind_ps / u128::from(PS_PER_NS)).unwrap_or(u64::MAX)
     }
 
     /// Packets queued in all flows.

@@ -118,7 +118,8 @@ pub struct QdiscStats {
     pub requeues: u64,
     /// tbf: ns of its schedule the shaper lost because the caller did not dequeue for
     /// longer than the burst covers while packets waited (a stalled sender). The shaped
-    /// stream ends that much later than its rate says; 0 for the other kinds.
+    /// stream ends that much later than its rate says. fq: the same for paced flows beyond
+    /// the pacing horizon, summed over flows. 0 for the other kinds.
     pub behind_ns: u64,
     /// Packets queued now (including requeued ones).
     pub backlog_packets: u64,
@@ -525,6 +526,7 @@ impl<P: QPacket> Qdisc<P> {
             backlog_packets: self.len() as u64,
             behind_ns: match &self.kind {
                 Kind::Tbf(q) => q.behind_ns(),
+                Kind::Fq(q) => q.behind_ns(),
                 _ => 0,
             },
             ..self.stats

@@ -547,10 +547,26 @@ fn fq_late_wakeup_catches_up_within_horizon() {
     out.clear();
     q.dequeue_batch(2_000_000, usize::MAX, &mut out);
     assert_eq!(out.len(), 2_000, "caught up fully after 2 ms");
+    assert_eq!(q.stats().behind_ns, 0);
     fill(&mut q, 2_000_000);
     out.clear();
     q.dequeue_batch(12_000_000, usize::MAX, &mut out);
     assert_eq!(out.len(), 4_001, "caught up by the 4 ms horizon only");
+    // The schedule stood at 2.001 ms (2001 packets); 12 ms less the 4 ms horizon is lost.
+    assert_eq!(q.stats().behind_ns, 5_999_000);
+    // Idle is not lost budget: drain, wait 50 ms with nothing queued, send again.
+    let mut t = 12_000_000;
+    while q.stats().backlog_packets > 0 {
+        t += 1_000_000;
+        q.dequeue_batch(t, usize::MAX, &mut out);
+    }
+    let before = q.stats().behind_ns;
+    q.enqueue(flow_pkt(u64::MAX, 60, 0), t + 50_000_000)
+        .unwrap();
+    out.clear();
+    q.dequeue_batch(t + 50_000_000, usize::MAX, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(q.stats().behind_ns, before, "idle time is not behind");
 }
 
 #[test]
