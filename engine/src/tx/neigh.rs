@@ -1201,15 +1201,23 @@ fn noarp_mac(ip: IpAddr) -> Option<[u8; 6]> {
 
 /// Sources `ip_route_input` rejects as martian: multicast, limited broadcast, loopback,
 /// 0.0.0.0/8 (the all-zero probe is handled before).
-pub(crate) fn is_martian_v4(a: [u8; 4]) -> bool {
+fn is_martian_v4(a: [u8; 4]) -> bool {
     a[0] & 0xf0 == 0xe0 || a == [255; 4] || a[0] == 127 || a[0] == 0
 }
 
-/// IPv6 sources no TCP peer can have: multicast (`ipv6_rcv` drops them), loopback,
-/// unspecified, and IPv4-mapped (`tcp_v6_rcv` leaves those to IPv4).
-pub(crate) fn is_martian_v6(a: [u8; 16]) -> bool {
-    let ip = std::net::Ipv6Addr::from(a);
-    ip.is_multicast() || ip.is_loopback() || ip.is_unspecified() || ip.to_ipv4_mapped().is_some()
+/// Sources no TCP peer can have: IPv4's martians ([`is_martian_v4`]); IPv6 multicast
+/// (`ipv6_rcv` drops them), loopback, unspecified, and IPv4-mapped (`tcp_v6_rcv` leaves
+/// those to IPv4).
+pub(crate) fn is_martian(src: IpAddr) -> bool {
+    match src {
+        IpAddr::V4(a) => is_martian_v4(a.octets()),
+        IpAddr::V6(a) => {
+            a.is_multicast()
+                || a.is_loopback()
+                || a.is_unspecified()
+                || a.to_ipv4_mapped().is_some()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use crate::{
     sys::{Frame, UmemArea},
     tx::{
         ip::{self, Ipv4Out, Ipv6Out, Route},
-        neigh::{is_martian_v4, is_martian_v6, NeighConfig, NeighCounters, NeighTable},
+        neigh::{is_martian, NeighConfig, NeighCounters, NeighTable},
         qdisc::QPacket,
     },
     wire::{
@@ -557,11 +557,6 @@ impl Stack {
             self.pool.push(frame);
             return;
         }
-        if is_martian_v4(src) || b[0] & 1 != 0 {
-            self.counters.martian += 1;
-            self.pool.push(frame);
-            return;
-        }
         let seg = &ipb[ihl..tot];
         if !tcp::checksum_ok_v4(src, dst, seg) {
             self.counters.in_csum_errors += 1;
@@ -569,7 +564,7 @@ impl Stack {
             return;
         }
         let l4 = 14 + ihl;
-        let mac = [b[6], b[7], b[8], b[9], b[10], b[11]];
+        let macs = eth_macs(b);
         self.input_tcp(
             area,
             frame,
@@ -577,7 +572,7 @@ impl Stack {
             IpAddr::from(dst),
             l4,
             tot - ihl,
-            mac,
+            macs,
         );
     }
 
@@ -611,17 +606,12 @@ impl Stack {
             self.pool.push(frame);
             return;
         }
-        if is_martian_v6(src) || b[0] & 1 != 0 {
-            self.counters.martian += 1;
-            self.pool.push(frame);
-            return;
-        }
         if !tcp::checksum_ok_v6(src, dst, &ipb[40..40 + plen]) {
             self.counters.in_csum_errors += 1;
             self.pool.push(frame);
             return;
         }
-        let mac = [b[6], b[7], b[8], b[9], b[10], b[11]];
+        let macs = eth_macs(b);
         self.input_tcp(
             area,
             frame,
@@ -629,7 +619,7 @@ impl Stack {
             IpAddr::from(dst),
             14 + 40,
             plen,
-            mac,
+            macs,
         );
     }
 
@@ -642,7 +632,7 @@ impl Stack {
         dst: IpAddr,
         l4: usize,
         l4_len: usize,
-        peer_mac: [u8; 6],
+        macs: [u8; 12],
     ) {
         let b = area.bytes(&frame);
         let Some(Ok(seg)) = b.get(l4..l4 + l4_len).map(tcp::parse) else {
@@ -656,15 +646,7 @@ impl Stack {
         let len = seg.payload.len() as u16;
         let mut frames = std::mem::take(&mut self.rx_frames);
         frames.push(frame);
-        self.input_segment(
-            &h,
-            (src, dst),
-            peer_mac,
-            &mut frames,
-            off,
-            len,
-            u32::from(len),
-        );
+        self.input_segment(&h, (src, dst), macs, &mut frames, off, len, u32::from(len));
         self.rx_frames = frames;
     }
 
@@ -688,9 +670,15 @@ impl Stack {
         });
         match (parsed, u16::try_from(gso), u32::try_from(len)) {
             (Some((src, dst, h)), Ok(gso), Ok(len)) if dst == self.cfg.addr => {
-                let mac = [hdr[6], hdr[7], hdr[8], hdr[9], hdr[10], hdr[11]];
-                self.counters.in_segs += segs - 1;
-                self.input_segment(&h, (src, dst), mac, &mut frames, n as u16, gso, len);
+                self.input_segment(
+                    &h,
+                    (src, dst),
+                    eth_macs(&hdr),
+                    &mut frames,
+                    n as u16,
+                    gso,
+                    len,
+                );
             }
             _ => {
                 // Not IPv4/IPv6 TCP to our address without a VLAN tag: not ours.
@@ -703,19 +691,28 @@ impl Stack {
 
     /// One TCP segment (one frame, or a GRO packet's frames in `frames`, each with its
     /// payload at `off`, `gso` bytes but the last, `len` in all) to its connection or
-    /// listener, or answered with a RST. Empties `frames`.
+    /// listener, or answered with a RST. `macs` is the Ethernet header's destination and
+    /// source. Empties `frames`.
     #[allow(clippy::too_many_arguments)]
     fn input_segment(
         &mut self,
         h: &TcpHeader,
         (src, dst): (IpAddr, IpAddr),
-        peer_mac: [u8; 6],
+        macs: [u8; 12],
         frames: &mut Vec<Frame>,
         off: u16,
         gso: u16,
         len: u32,
     ) {
-        self.counters.in_segs += 1;
+        // Before TCP sees it, as IP drops a martian source (`ip_route_input`, `ipv6_rcv`)
+        // and `tcp_v4_rcv` a frame not addressed to this host alone (`pkt_type`).
+        if is_martian(src) || macs[0] & 1 != 0 {
+            self.counters.martian += frames.len() as u64;
+            self.pool.append(frames);
+            return;
+        }
+        let [_, _, _, _, _, _, peer_mac @ ..] = macs;
+        self.counters.in_segs += frames.len() as u64;
         let key = (src, h.src_port, h.dst_port);
         if let Some(&id) = self.by_tuple.get(&key) {
             let was_half_open = self.parent.contains_key(&id);
@@ -1015,6 +1012,15 @@ impl Stack {
 /// Writes an IP header (IPv4 with DF and TTL 64, or IPv6 with hop limit 64) and the TCP
 /// header `th` (checksum field zero) at the start of `out`, for `payload` bytes after
 /// them. Returns the header length, None if `out` is too short or the families differ.
+/// An Ethernet header's destination and source MACs (zeros where the frame is shorter).
+fn eth_macs(frame: &[u8]) -> [u8; 12] {
+    let mut m = [0u8; 12];
+    if let Some(b) = frame.get(..12) {
+        m.copy_from_slice(b);
+    }
+    m
+}
+
 pub(crate) fn write_ip_tcp(
     out: &mut [u8],
     src: IpAddr,

@@ -1663,6 +1663,16 @@ fn martian_sources_and_group_macs_dropped_unanswered() {
     }
     assert!(h.out().is_empty(), "nothing answers a martian");
     assert_eq!(h.stack.counters().martian, 6);
+    // The same through GRO: a merged packet of ten frames in broadcast frames (GRO does
+    // not look at MACs), dropped whole, every frame counted.
+    let (mut frames, _) = peer_run(&mut h, &c, 1, 10, 7);
+    for f in &mut frames {
+        f[..6].copy_from_slice(&[0xff; 6]);
+    }
+    let g = h.inject_gro(&frames);
+    assert_eq!((g.packets_out, g.frames_out), (1, 10), "{g:?}");
+    assert!(h.out().is_empty(), "nothing answers a martian GRO packet");
+    assert_eq!(h.stack.counters().martian, 16);
     assert_eq!(h.conn(&c).recv_available(), 0);
     assert_eq!(h.pool_len(), FRAMES);
 }
