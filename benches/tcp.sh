@@ -39,6 +39,19 @@ if [ -n "${PEER_THREADED:-}" ]; then
     ip netns exec "$name-b" sh -c "echo 1 >/sys/class/net/$name-b/threaded"
 fi
 nbytes=$(python3 -c "import sys; s=sys.argv[1]; m={'K':1<<10,'M':1<<20,'G':1<<30}; print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))" "$bytes")
+# 5 s of skiff UDP at 1514-byte frames from a into a sink in b (extra sink flags in $2...),
+# the generator's JSON report to $1.
+udp_into_sink() {
+    local out=$1; shift
+    ip netns exec "$name-b" "$SKIFF" sink --iface "$name-b" --match-all "$@" \
+        --duration 30 --json --quiet --ready-file "$tmp/sink.ready" >/dev/null &
+    local sink=$!
+    for _ in $(seq 100); do [ -e "$tmp/sink.ready" ] && break; sleep 0.1; done
+    rm -f "$tmp/sink.ready"
+    ip netns exec "$name-a" "$SKIFF" gen --iface "$name-a" --dst-ip 198.18.0.2 \
+        --dst-mac 02:00:c6:12:00:02 --size 1518 --duration 5s --json --quiet >"$out"
+    kill -INT "$sink"; wait "$sink" || true
+}
 for run in $(seq "$runs"); do
     # skiff TCP -> kernel server
     ip netns exec "$name-b" timeout 300 python3 cli/tests/common/tcp_peer.py server --port 5001 \
@@ -49,24 +62,9 @@ for run in $(seq "$runs"); do
     ip netns exec "$name-a" "$SKIFF" tcp send --iface "$name-a" --dst 198.18.0.2:5001 \
         --bytes "$nbytes" --json --quiet --timeout 280s >"$tmp/tcp.$run.json"
     wait "$srv"
-    # skiff UDP at 1514-byte frames, peer drops in XDP
-    ip netns exec "$name-b" "$SKIFF" sink --iface "$name-b" --match-all --xdp-action drop \
-        --duration 30 --json --quiet --ready-file "$tmp/sink.ready" >/dev/null &
-    sink=$!
-    for _ in $(seq 100); do [ -e "$tmp/sink.ready" ] && break; sleep 0.1; done
-    rm -f "$tmp/sink.ready"
-    ip netns exec "$name-a" "$SKIFF" gen --iface "$name-a" --dst-ip 198.18.0.2 \
-        --dst-mac 02:00:c6:12:00:02 --size 1518 --duration 5s --json --quiet >"$tmp/udp.$run.json"
-    kill -INT "$sink"; wait "$sink" || true
-    # the same into skiff sink (AF_XDP receive)
-    ip netns exec "$name-b" "$SKIFF" sink --iface "$name-b" --match-all \
-        --duration 30 --json --quiet --ready-file "$tmp/sink.ready" >/dev/null &
-    sink=$!
-    for _ in $(seq 100); do [ -e "$tmp/sink.ready" ] && break; sleep 0.1; done
-    rm -f "$tmp/sink.ready"
-    ip netns exec "$name-a" "$SKIFF" gen --iface "$name-a" --dst-ip 198.18.0.2 \
-        --dst-mac 02:00:c6:12:00:02 --size 1518 --duration 5s --json --quiet >"$tmp/udprx.$run.json"
-    kill -INT "$sink"; wait "$sink" || true
+    # skiff UDP at 1514-byte frames, peer drops in XDP; then into skiff sink (AF_XDP receive)
+    udp_into_sink "$tmp/udp.$run.json" --xdp-action drop
+    udp_into_sink "$tmp/udprx.$run.json"
     # skiff TCP -> skiff tcp recv
     ip netns exec "$name-b" "$SKIFF" tcp recv --iface "$name-b" --listen 5003 \
         --expect-bytes "$nbytes" --json --quiet --timeout 280s --ready-file "$tmp/recv.ready" \

@@ -957,20 +957,23 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
         });
     }
     for r in queue_reports.iter().filter(|r| r.qdisc.behind_ns > 0) {
-        warnings.push(if qdisc_kind == "fq" {
-            format!(
-                "queue {}: the sender stalled longer than fq's 4 ms pacing horizon covers and its paced streams fell {:.1} ms behind their schedules for good (summed over streams)",
-                r.queue,
-                r.qdisc.behind_ns as f64 / 1e6
+        // tbf loses what its bucket cannot hold; fq what lies beyond its pacing horizon.
+        let (cover, hint) = if qdisc_kind == "fq" {
+            (
+                "fq's pacing horizon".to_string(),
+                "summed over its paced streams",
             )
         } else {
-            format!(
-                "queue {}: the sender stalled longer than --burst {} covers and fell {:.1} ms behind the rate's schedule for good (the run took that much longer; a larger --burst absorbs longer stalls)",
-                r.queue,
-                a.burst,
-                r.qdisc.behind_ns as f64 / 1e6
+            (
+                format!("--burst {}", a.burst),
+                "the run took that much longer; a larger --burst absorbs longer stalls",
             )
-        });
+        };
+        warnings.push(format!(
+            "queue {}: the sender stalled longer than {cover} covers and fell {:.1} ms behind the rate's schedule for good ({hint})",
+            r.queue,
+            r.qdisc.behind_ns as f64 / 1e6
+        ));
     }
     let mut total = TxCounters::default();
     let mut qstats = QdiscStats::default();

@@ -475,17 +475,13 @@ impl TcpApp for SendApp {
                         | State::Closing
                         | State::LastAck
                 );
-            if fin_acked && c.end.is_none() {
+            if (fin_acked || st == State::Closed) && c.end.is_none() {
                 c.end = Some(now);
             }
-            let peer_done = matches!(st, State::TimeWait | State::Closed);
             let waited_out = c
                 .end
                 .is_some_and(|e| now.duration_since(e) >= PEER_FIN_WAIT);
-            if (fin_acked && (peer_done || waited_out)) || st == State::Closed {
-                if c.end.is_none() {
-                    c.end = Some(now);
-                }
+            if st == State::Closed || (fin_acked && (st == State::TimeWait || waited_out)) {
                 c.done = true;
                 finish_conn(stack, c, now, false);
             } else {
