@@ -137,9 +137,11 @@ pub trait CongestionControl: fmt::Debug + Send {
     /// not lowered again when the RTO hits during fast recovery or repeats before any
     /// new data was acknowledged.
     fn on_rto(&mut self, now_us: u64);
-    /// Sets cwnd (at least 1), as PRR does during recovery. Undo of a spurious reduction
-    /// is not required.
+    /// Sets cwnd (at least 1), as PRR does during recovery.
     fn set_cwnd(&mut self, cwnd: u32);
+    /// The reduction was spurious (every retransmission of the recovery D-SACKed): back
+    /// to the window and threshold from before it (`tcp_undo_cwnd_reduction`).
+    fn undo(&mut self, prior_cwnd: u32, prior_ssthresh: u32);
 }
 
 /// A new congestion controller of `kind`, with cwnd [`INIT_CWND`].
@@ -229,6 +231,15 @@ impl Window {
         self.ssthresh = ssthresh;
         self.cwnd_cnt = 0;
         self.in_recovery = true;
+    }
+
+    /// `tcp_undo_cwnd_reduction()` with the `undo_cwnd` both algorithms use in the kernel
+    /// (`tcp_reno_undo_cwnd`): cwnd back to at least `prior_cwnd`, ssthresh to at least
+    /// `prior_ssthresh`, the reduction over.
+    fn undo(&mut self, prior_cwnd: u32, prior_ssthresh: u32) {
+        self.cwnd = self.cwnd.max(prior_cwnd);
+        self.ssthresh = self.ssthresh.max(prior_ssthresh);
+        self.in_recovery = false;
     }
 
     /// `tcp_end_cwnd_reduction()`.
@@ -330,6 +341,10 @@ impl CongestionControl for NewReno {
 
     fn set_cwnd(&mut self, cwnd: u32) {
         self.w.set_cwnd(cwnd);
+    }
+
+    fn undo(&mut self, prior_cwnd: u32, prior_ssthresh: u32) {
+        self.w.undo(prior_cwnd, prior_ssthresh);
     }
 }
 
@@ -726,6 +741,10 @@ impl CongestionControl for Cubic {
 
     fn set_cwnd(&mut self, cwnd: u32) {
         self.w.set_cwnd(cwnd);
+    }
+
+    fn undo(&mut self, prior_cwnd: u32, prior_ssthresh: u32) {
+        self.w.undo(prior_cwnd, prior_ssthresh);
     }
 }
 

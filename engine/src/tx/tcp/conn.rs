@@ -21,6 +21,7 @@ use hdrhistogram::Histogram;
 use super::{
     cc::{self, CcKind, CongestionControl, Prr},
     ooo::{Insert, OooQueue, Refused},
+    rack::{Rack, Verdict},
     rtt::RttEstimator,
     sack::Scoreboard,
     stack::{write_ip_tcp, Ctx, TxFrame},
@@ -183,15 +184,15 @@ struct Seg {
     sum: u32,
     /// Last transmission, µs; 0 = never sent.
     sent_us: u64,
+    /// Its place in the connection's order of transmissions (from 1; 0 = never sent):
+    /// RACK's "sent after", where many segments share a µs.
+    order: u64,
     /// Transmissions so far.
     xmits: u16,
     sacked: bool,
     lost: bool,
     /// Retransmitted and neither ACKed nor SACKed since (counted in `retrans_out`).
     retrans: bool,
-    /// snd_nxt at the last retransmission (the kernel keeps it in the skb's `ack_seq`):
-    /// a SACK for data sent after it means the retransmission was lost too.
-    rtx_nxt: Seq,
 }
 
 impl Seg {
@@ -266,8 +267,15 @@ pub struct ConnCounters {
     pub ack_unsent: u64,
     /// Zero-window probes sent.
     pub window_probes: u64,
-    /// Retransmissions found lost by SACKs of later data (`TCPLostRetransmit`).
+    /// Retransmissions found lost by RACK: data sent after them was delivered and their
+    /// RTT passed (`TCPLostRetransmit`).
     pub lost_retransmits: u64,
+    /// Segments delivered out of order without having been retransmitted: reordering
+    /// seen (the kernel's `TCPSACKReorder` and friends, per segment).
+    pub reordering: u64,
+    /// Recoveries undone because every retransmission in them was D-SACKed: the
+    /// reduction of cwnd was spurious (`TCPDSACKUndo`).
+    pub dsack_undos: u64,
     /// Tail loss probes sent (`TCPLossProbes`).
     pub tlp_probes: u64,
     /// Losses a loss probe repaired (`TCPLossProbeRecovery`): cwnd reduced as after fast
@@ -310,6 +318,10 @@ pub struct ConnInfo {
     pub pacing_rate: u64,
     /// Bytes written and not yet ACKed.
     pub unacked_bytes: u64,
+    /// Reordering seen: RACK's window no longer drops to 0 (`tcpi_reord_seen` > 0).
+    pub reordering_seen: bool,
+    /// RACK's reordering window now, µs.
+    pub reo_wnd_us: u64,
 }
 
 /// A connection.
@@ -354,6 +366,15 @@ pub struct Conn {
     cc: Box<dyn CongestionControl>,
     rtt: RttEstimator,
     sb: Scoreboard,
+    /// RACK loss detection (RFC 8985).
+    rack: Rack,
+    /// Segments transmitted so far: the last one's [`Seg::order`].
+    tx_order: u64,
+    /// RACK's reordering timer (the kernel's `ICSK_TIME_REO_TIMEOUT`): a segment sent
+    /// before a delivered one is lost if not delivered by then.
+    rack_at: Option<u64>,
+    /// What undoing the current recovery needs.
+    undo: Undo,
     prr: Option<Prr>,
     ca_state: CaState,
     high_seq: Seq,
@@ -399,6 +420,18 @@ pub struct Conn {
     pub(crate) host_frames: u32,
     /// Scratch for the SACK blocks of an outgoing ACK.
     sack_buf: Vec<(Seq, Seq)>,
+}
+
+/// Undo of a spurious recovery (the kernel's `undo_marker`, `undo_retrans`, `prior_cwnd`,
+/// `prior_ssthresh`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Undo {
+    /// SND.UNA when the recovery began; None when there is nothing to undo.
+    marker: Option<Seq>,
+    /// Retransmissions of this recovery not yet D-SACKed; −1 before the first.
+    retrans: i32,
+    prior_cwnd: u32,
+    prior_ssthresh: u32,
 }
 
 /// Who a connection is between, and its per-connection secrets.
@@ -479,6 +512,10 @@ impl Conn {
             cc: cc::new_cc(cfg.cc),
             rtt: RttEstimator::new(),
             sb: Scoreboard::default(),
+            rack: Rack::new(iss),
+            tx_order: 0,
+            rack_at: None,
+            undo: Undo::default(),
             prr: None,
             ca_state: CaState::Open,
             high_seq: iss,
@@ -623,6 +660,8 @@ impl Conn {
             mss: self.mss,
             pacing_rate: self.pacing_rate().unwrap_or(0),
             unacked_bytes: self.write_seq.since(self.snd_una) as u64,
+            reordering_seen: self.rack.reord_seen(),
+            reo_wnd_us: self.reo_wnd(),
         }
     }
 
@@ -761,8 +800,8 @@ impl Conn {
                 frame: idx,
                 sum,
                 sent_us: 0,
+                order: 0,
                 xmits: 0,
-                rtx_nxt: Seq(0),
                 sacked: false,
                 lost: false,
                 retrans: false,
@@ -804,8 +843,8 @@ impl Conn {
             frame: idx,
             sum: 0,
             sent_us: 0,
+            order: 0,
             xmits: 0,
-            rtx_nxt: Seq(0),
             sacked: false,
             lost: false,
             retrans: false,
@@ -1314,6 +1353,7 @@ impl Conn {
             }
         }
         // SACK.
+        self.rack.begin_ack();
         let mut newly_sacked = 0u32;
         if self.sack_ok && self.packets_out > 0 {
             let blocks = h.options.sack_blocks();
@@ -1322,10 +1362,16 @@ impl Conn {
                 let upd = self.sb.on_ack(ack, blocks, self.snd_una, self.snd_nxt);
                 if upd.dsack {
                     self.counters.dsacks_in += 1;
+                    // A duplicate loss probe says nothing about reordering (the kernel's
+                    // FLAG_DSACK_TLP); any other D-SACK widens RACK's window.
+                    if self.tlp_high_seq.is_none() {
+                        self.rack.on_dsack(self.snd_una, self.snd_nxt);
+                    }
+                    self.undo_on_dsack(blocks[0]);
                     // RFC 8985 §7.4.2: the probe was a duplicate, nothing was lost.
                     self.tlp_high_seq = None;
                 }
-                newly_sacked = self.mark_sacked(blocks, ack);
+                newly_sacked = self.mark_sacked(blocks, ack, now);
                 if newly_sacked > 0 && self.tlp_high_seq.is_some() {
                     self.mark_lost_before_probe();
                 }
@@ -1374,8 +1420,9 @@ impl Conn {
         true
     }
 
-    /// Marks segments covered by valid SACK blocks. Returns segments newly SACKed.
-    fn mark_sacked(&mut self, blocks: &[(Seq, Seq)], ack: Seq) -> u32 {
+    /// Marks segments covered by valid SACK blocks, telling RACK of each. Returns
+    /// segments newly SACKed.
+    fn mark_sacked(&mut self, blocks: &[(Seq, Seq)], ack: Seq, now: u64) -> u32 {
         let mut n = 0;
         for &(s, e) in blocks {
             // Valid: inside (snd_una, snd_nxt], not a D-SACK below the cumulative ACK.
@@ -1400,6 +1447,12 @@ impl Conn {
                         self.retrans_out -= 1;
                     }
                     n += 1;
+                    if self
+                        .rack
+                        .delivered(g.sent_us, g.order, g.end(), g.xmits > 1, now)
+                    {
+                        self.counters.reordering += 1;
+                    }
                 }
             }
         }
@@ -1422,6 +1475,11 @@ impl Conn {
             }
             if g.sacked {
                 self.sacked_out -= 1;
+            } else if self
+                .rack
+                .delivered(g.sent_us, g.order, g.end(), g.xmits > 1, now)
+            {
+                self.counters.reordering += 1;
             }
             if g.lost {
                 self.lost_out -= 1;
@@ -1457,7 +1515,9 @@ impl Conn {
     }
 
     /// Congestion control and loss recovery after an ACK (the kernel's
-    /// `tcp_fastretrans_alert` + `tcp_cong_control`, reduced to RFC 6675 + PRR).
+    /// `tcp_fastretrans_alert` + `tcp_cong_control`): RACK loss detection with SACK
+    /// (dupthresh dupacks and NewReno partial ACKs without), recovery with PRR, and undo
+    /// of a recovery whose retransmissions were all D-SACKed.
     fn after_ack(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -1467,21 +1527,28 @@ impl Conn {
         now: u64,
     ) {
         let _ = ctx;
+        if self.sack_ok && self.rack.advanced() {
+            self.rack_detect_loss(now);
+        }
         match self.ca_state {
             CaState::Recovery | CaState::Loss => {
+                if self.ca_state == CaState::Recovery && self.try_undo() {
+                    return;
+                }
                 if self.snd_una.ge(self.high_seq) {
                     // Recovery point reached (RFC 6582 full ACK): out.
                     self.cc.on_recovery_end();
                     self.prr = None;
                     self.ca_state = CaState::Open;
                     self.sb.reset();
+                    self.rack.on_recovery_exit();
+                    self.undo.marker = None;
                 } else {
                     if self.ca_state == CaState::Recovery {
                         if !self.sack_ok && acked > 0 {
                             // NewReno partial ACK (RFC 6582 §3.2 step 3): the next hole.
                             self.mark_head_lost();
                         }
-                        self.mark_lost_by_sack();
                         let ssthresh = self.cc.ssthresh();
                         let in_flight = self.in_flight();
                         if let Some(p) = self.prr.as_mut() {
@@ -1491,23 +1558,16 @@ impl Conn {
                     } else {
                         // After an RTO: slow start from the loss window.
                         self.cc.on_ack(acked, now, self.rtt.min_rtt_us(), true);
-                        self.mark_lost_by_sack();
                     }
                     return;
                 }
             }
             _ => {}
         }
-        // Time to recover? (`tcp_time_to_recover`: dupthresh dupacks, or SACKs saying the
-        // head is lost.)
-        let head_lost =
-            self.sack_ok && self.sacked_out > 0 && self.sb.is_lost(self.snd_una, self.mss as u32);
-        if self.packets_out > 0
-            && (self.dupacks >= DUPTHRESH
-                || self.sacked_out >= DUPTHRESH
-                || head_lost
-                || self.lost_out > 0)
-        {
+        // Time to recover? (`tcp_time_to_recover`: with SACK, RACK marked a loss; without,
+        // dupthresh duplicate ACKs.)
+        let time_to_recover = self.lost_out > 0 || (!self.sack_ok && self.dupacks >= DUPTHRESH);
+        if self.packets_out > 0 && time_to_recover {
             self.enter_recovery(now, prior_in_flight);
             return;
         }
@@ -1530,16 +1590,72 @@ impl Conn {
         // A loss probe that led here did its job; recovery reduces cwnd, not the probe.
         self.tlp_high_seq = None;
         let prior_cwnd = self.cc.cwnd();
+        // `tcp_init_undo` with `tcp_current_ssthresh` (we enter from Open or Disorder).
+        self.undo = Undo {
+            marker: Some(self.snd_una),
+            retrans: if self.retrans_out > 0 {
+                self.retrans_out as i32
+            } else {
+                -1
+            },
+            prior_cwnd,
+            prior_ssthresh: self
+                .cc
+                .ssthresh()
+                .max((prior_cwnd >> 1) + (prior_cwnd >> 2)),
+        };
         let ssthresh = self.cc.on_loss(now);
         self.ca_state = CaState::Recovery;
         self.high_seq = self.snd_nxt;
         self.prr = Some(Prr::start(ssthresh, prior_cwnd, prior_in_flight));
-        self.mark_head_lost();
-        self.mark_lost_by_sack();
+        if !self.sack_ok {
+            self.mark_head_lost();
+        }
         let in_flight = self.in_flight();
         if let Some(p) = self.prr.as_mut() {
             let cwnd = p.on_ack(1, in_flight, ssthresh);
             self.cc.set_cwnd(cwnd.max(1));
+        }
+    }
+
+    /// `tcp_try_undo_dsack`: every retransmission of this recovery was D-SACKed, so what
+    /// looked like loss was reordering: cwnd and ssthresh go back to what they were and
+    /// the recovery ends. True if it did.
+    ///
+    /// Unlike the kernel, skiff also counts this as reordering seen, so RACK's window
+    /// opens. The kernel learns it here from timestamps (`tcp_packet_delayed`: the ACK
+    /// echoes a TSval older than the retransmission), which at millisecond resolution
+    /// cannot tell a late original from the retransmission when the RTT is well below a
+    /// millisecond, as on veth; so segments late by more than dupthresh would be resent
+    /// and undone over and over without ever widening the window.
+    fn try_undo(&mut self) -> bool {
+        if self.undo.marker.is_none() || self.undo.retrans != 0 {
+            return false;
+        }
+        self.rack.set_reord_seen();
+        self.cc.undo(self.undo.prior_cwnd, self.undo.prior_ssthresh);
+        self.undo.marker = None;
+        self.prr = None;
+        self.ca_state = if self.sacked_out + self.lost_out + self.retrans_out > 0 {
+            CaState::Disorder
+        } else {
+            CaState::Open
+        };
+        self.rack.on_recovery_exit();
+        self.counters.dsack_undos += 1;
+        true
+    }
+
+    /// A D-SACK for `(s, e)` (`tcp_check_dsack`, `tcp_sacktag_one`): that many
+    /// retransmissions of this recovery were not needed.
+    fn undo_on_dsack(&mut self, (s, e): (Seq, Seq)) {
+        let Some(marker) = self.undo.marker else {
+            return;
+        };
+        if self.undo.retrans > 0 && e.gt(marker) {
+            let segs = e.since(s).div_ceil(u32::from(self.mss).max(1)).max(1);
+            let segs = i32::try_from(segs).unwrap_or(i32::MAX);
+            self.undo.retrans = self.undo.retrans.saturating_sub(segs).max(0);
         }
     }
 
@@ -1563,55 +1679,66 @@ impl Conn {
         }
     }
 
-    /// RFC 6675 IsLost for every un-SACKed segment below the highest SACK.
-    fn mark_lost_by_sack(&mut self) {
-        if !self.sack_ok || self.sacked_out == 0 {
-            return;
-        }
-        let Some(high) = self.sb.highest_sacked() else {
-            return;
-        };
-        // A retransmission is lost when data sent after it has been SACKed (the kernel's
-        // `tcp_mark_lost_retrans`, which RACK later subsumed): it is marked lost again and
-        // goes out once more, where it used to wait for an RTO (about one per lost
-        // retransmission: ~60 RTOs per GiB at 1 % loss before this).
-        if self.retrans_out > 0 {
-            // Every segment counted in `retrans_out` is seen once: the scan stops after
-            // the last of them (they sit near the head), not at the end of the queue.
-            let mut left = self.retrans_out;
-            for i in 0..self.unsent.min(self.q.len()) {
-                if left == 0 {
-                    break;
-                }
-                let g = &mut self.q[i];
-                left -= u32::from(g.retrans);
-                if g.retrans && !g.sacked && high.gt(g.rtx_nxt) {
-                    // Still marked lost from the first time: only the retransmission's
-                    // count goes, which makes it eligible again.
-                    g.retrans = false;
-                    self.retrans_out -= 1;
-                    if !g.lost {
-                        g.lost = true;
-                        self.lost_out += 1;
-                    }
-                    self.counters.lost_retransmits += 1;
-                }
-            }
-        }
-        let mss = self.mss as u32;
+    /// RACK's reordering window now, µs.
+    fn reo_wnd(&self) -> u64 {
+        self.rack.reo_wnd(
+            matches!(self.ca_state, CaState::Recovery | CaState::Loss),
+            self.sacked_out,
+            DUPTHRESH,
+            self.rtt.min_rtt_us(),
+            self.rtt.srtt_us(),
+        )
+    }
+
+    /// RACK's loss detection (RFC 8985 §6.2 step 5, `tcp_rack_detect_loss`): a segment
+    /// in flight sent before the most recently sent delivered one is lost once that one's
+    /// RTT plus the reordering window has passed since it went out; for those still
+    /// within it the reordering timer is armed. A retransmission found lost (data sent
+    /// after it was delivered) becomes eligible to go out again.
+    fn rack_detect_loss(&mut self, now: u64) {
+        self.rack_at = None;
+        let reo_wnd = self.reo_wnd();
+        let mut wait = 0u64;
         for i in 0..self.unsent.min(self.q.len()) {
             let g = self.q[i];
-            if !g.seq.lt(high) {
-                break;
-            }
-            if g.sacked || g.lost || g.retrans {
+            if g.sacked {
                 continue;
             }
-            if self.sb.is_lost(g.seq, mss) {
-                self.mark_lost(i);
-            } else {
-                break;
+            let awaiting_rtx = g.lost && !g.retrans;
+            match self.rack.check(g.sent_us, g.order, now, reo_wnd) {
+                // First transmissions leave in sequence order and a retransmission
+                // leaves after its original, so nothing above a first transmission sent
+                // after RACK's segment was sent before it.
+                Verdict::NotBefore if g.xmits <= 1 => break,
+                Verdict::NotBefore => {}
+                Verdict::Wait(t) if !awaiting_rtx => wait = wait.max(t),
+                Verdict::Wait(_) => {}
+                Verdict::Lost if g.lost && g.retrans => {
+                    // Still marked lost from the first time: only the retransmission's
+                    // count goes, which makes it eligible again.
+                    self.q[i].retrans = false;
+                    self.retrans_out -= 1;
+                    self.counters.lost_retransmits += 1;
+                }
+                Verdict::Lost => self.mark_lost(i),
             }
+        }
+        if wait > 0 {
+            self.rack_at = Some(now + wait);
+        }
+    }
+
+    /// The reordering timer fired (`tcp_rack_reo_timeout`): look again, and start a
+    /// recovery if that found a loss.
+    fn on_rack_timer(&mut self, now: u64) {
+        let prior_in_flight = self.in_flight();
+        let lost_before = self.lost_out;
+        self.rack_detect_loss(now);
+        if self.lost_out > lost_before
+            && self.packets_out > 0
+            && matches!(self.ca_state, CaState::Open | CaState::Disorder)
+        {
+            self.enter_recovery(now, prior_in_flight);
         }
     }
 
@@ -1621,6 +1748,7 @@ impl Conn {
     pub(crate) fn next_timer(&self) -> Option<u64> {
         [
             self.rto_at,
+            self.rack_at,
             self.tlp_at,
             self.persist_at,
             self.delack_at,
@@ -1650,6 +1778,10 @@ impl Conn {
             self.rto_at = None;
             self.tlp_at = None;
             self.on_rto(ctx);
+        }
+        if self.rack_at.is_some_and(|t| t <= now) {
+            self.rack_at = None;
+            self.on_rack_timer(now);
         }
         if self.tlp_at.is_some_and(|t| t <= now) {
             self.tlp_at = None;
@@ -1686,6 +1818,8 @@ impl Conn {
         }
         self.ca_state = CaState::Loss;
         self.prr = None;
+        self.undo.marker = None;
+        self.rack_at = None;
         self.tlp_high_seq = None;
         self.tlp_pending = false;
         self.high_seq = self.snd_nxt;
@@ -1791,8 +1925,10 @@ impl Conn {
     /// Segment `i` went out again: counted in `retrans_out` until ACKed, SACKed or lost.
     fn note_retransmitted(&mut self, ctx: &mut Ctx<'_>, i: usize) {
         self.q[i].retrans = true;
-        self.q[i].rtx_nxt = self.snd_nxt;
         self.retrans_out += 1;
+        if self.undo.marker.is_some() {
+            self.undo.retrans = self.undo.retrans.max(0) + 1;
+        }
         self.counters.retrans_segs += 1;
         ctx.counters.retrans_segs += 1;
     }
@@ -1839,6 +1975,8 @@ impl Conn {
         self.lost_out = 0;
         self.retrans_out = 0;
         self.rto_at = None;
+        self.rack_at = None;
+        self.tlp_at = None;
         self.persist_at = None;
         self.delack_at = None;
         self.time_wait_at = None;
@@ -2126,7 +2264,9 @@ impl Conn {
                 hl - th.header_len(),
             );
             let q = &mut self.q[first];
+            self.tx_order += 1;
             q.sent_us = now;
+            q.order = self.tx_order;
             q.xmits = q.xmits.saturating_add(1);
             ctx.out.push(TxFrame {
                 frame,
@@ -2177,7 +2317,9 @@ impl Conn {
                 return k > 0;
             }
             let q = &mut self.q[first + k];
+            self.tx_order += 1;
             q.sent_us = now;
+            q.order = self.tx_order;
             q.xmits = q.xmits.saturating_add(1);
             ctx.out.push(TxFrame {
                 frame,

@@ -5,6 +5,7 @@ pub mod cc;
 pub mod conn;
 pub mod frames;
 pub mod ooo;
+pub mod rack;
 pub mod rtt;
 pub mod run;
 pub mod sack;

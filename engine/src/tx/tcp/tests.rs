@@ -2725,17 +2725,113 @@ fn lost_retransmission_found_by_a_sack_of_later_data_and_sent_again() {
         &[(1 + 10 * m, 1 + 11 * m), (1 + 2 * m, 1 + 5 * m)],
     );
     // > . 1449:2897(1448)                       (again, from the same frame, no RTO)
+    // > . 7241:8689(1448) 8689:10137(1448)      (RACK: sent before 14481, which was
+    //                                            delivered, and its RTT has passed)
     let out = h.out();
     assert!(!out.is_empty(), "resent at once");
     assert_eq!(c.seq(&out[0]), 1 + m);
     assert_eq!(out[0].idx, sent[1].idx);
+    let rest: Vec<u32> = out[1..].iter().map(|p| c.seq(p)).collect();
+    assert_eq!(rest, [1 + 5 * m, 1 + 6 * m], "as far as PRR allows");
     let k = h.conn(&c).counters();
     assert_eq!(
         (k.lost_retransmits, k.retrans_segs, k.timeouts),
-        (1, 2, 0),
+        (1, 4, 0),
         "{k:?}"
     );
     h.complete_all();
+}
+
+#[test]
+fn rack_waits_a_quarter_rtt_for_a_late_segment_and_after_reordering_for_three_sacks() {
+    let mut h = Harness::new();
+    // Minimum RTT 10 ms from the handshake: RACK's reordering window is 2.5 ms.
+    let c = h.passive_open(ALL_OPTS, 10);
+    let m = MSS_TS as u32;
+    h.stack.write(c.id, &data(20 * MSS_TS, 9));
+    assert_eq!(h.out().len(), 10);
+    h.complete_all();
+    h.wait_ms(10);
+    // < . 1:1(0) ack 1449 <sack 2897:4345>      (2 late, 3 here: one SACK, below dupthresh)
+    h.ack(&c, 1 + m, 2000, &[(1 + 2 * m, 1 + 3 * m)]);
+    let out = h.out();
+    assert!(
+        out.iter().all(|p| c.seq(p) > 10 * m),
+        "no retransmission, new data only: {out:?}"
+    );
+    let info = h.conn(&c).info();
+    assert_eq!((info.ca_state, info.reo_wnd_us), (CaState::Disorder, 2500));
+    h.complete_all();
+    // +1 ms < . 1:1(0) ack 4345                (2 arrives, inside the window)
+    h.wait_ms(1);
+    h.ack(&c, 1 + 3 * m, 2000, &[]);
+    h.out();
+    h.complete_all();
+    let k = h.conn(&c).counters();
+    assert_eq!((k.retrans_segs, k.reordering, k.fast_recoveries), (0, 1, 0));
+    assert!(h.conn(&c).info().reordering_seen);
+    // Reordering seen: three SACKs above a hole are no longer a loss at once.
+    // < . 1:1(0) ack 4345 <sack 5793:10137>    (4 late, 5-7 here)
+    h.ack(&c, 1 + 3 * m, 2000, &[(1 + 4 * m, 1 + 7 * m)]);
+    let out = h.out();
+    assert!(out.iter().all(|p| c.seq(p) != 1 + 3 * m), "{out:?}");
+    assert_eq!(h.conn(&c).counters().retrans_segs, 0);
+    assert_eq!(h.conn(&c).info().ca_state, CaState::Disorder);
+    h.complete_all();
+    // +3 ms: RACK's timer (RTT 11 ms + 2.5 ms after 4 went out) has fired: 4 is lost.
+    // > . 4345:5793(1448)
+    h.wait_ms(3);
+    let out = h.out();
+    assert_eq!(out.first().map(|p| c.seq(p)), Some(1 + 3 * m), "{out:?}");
+    let k = h.conn(&c).counters();
+    assert_eq!((k.retrans_segs, k.fast_recoveries), (1, 1));
+    assert_eq!(h.conn(&c).info().ca_state, CaState::Recovery);
+    h.complete_all();
+}
+
+#[test]
+fn dsack_of_every_retransmission_undoes_the_recovery_and_opens_the_window() {
+    let mut h = Harness::new();
+    let c = h.passive_open(ALL_OPTS, 10);
+    let m = MSS_TS as u32;
+    h.stack.write(c.id, &data(20 * MSS_TS, 10));
+    assert_eq!(h.out().len(), 10);
+    h.complete_all();
+    let prior = h.conn(&c).info();
+    h.wait_ms(10);
+    // < . 1:1(0) ack 1449 <sack 2897:7241>      (2 late, 3-5 here: lost at once, no
+    //                                            reordering seen yet)
+    h.ack(&c, 1 + m, 2000, &[(1 + 2 * m, 1 + 5 * m)]);
+    // > . 1449:2897(1448)
+    let out = h.out();
+    assert_eq!(c.seq(&out[0]), 1 + m);
+    let info = h.conn(&c).info();
+    assert_eq!(info.ca_state, CaState::Recovery);
+    assert!(info.cwnd < prior.cwnd, "{info:?}");
+    h.complete_all();
+    // +1 ms < . 1:1(0) ack 7241                (the original 2 arrived)
+    h.wait_ms(1);
+    h.ack(&c, 1 + 5 * m, 2000, &[]);
+    h.out();
+    h.complete_all();
+    // +1 ms < . 1:1(0) ack 7241 <sack 1449:2897> (D-SACK: the retransmission was a duplicate)
+    h.wait_ms(1);
+    h.ack(&c, 1 + 5 * m, 2000, &[(1 + m, 1 + 2 * m)]);
+    h.out();
+    h.complete_all();
+    let info = h.conn(&c).info();
+    let k = h.conn(&c).counters();
+    assert_eq!(
+        (k.dsacks_in, k.dsack_undos, k.retrans_segs),
+        (1, 1, 1),
+        "{k:?}"
+    );
+    assert_ne!(info.ca_state, CaState::Recovery, "{info:?}");
+    assert!(info.cwnd >= prior.cwnd, "cwnd back: {info:?}");
+    assert_eq!(info.ssthresh, prior.ssthresh, "ssthresh back: {info:?}");
+    assert!(info.reordering_seen);
+    // The D-SACK also doubled RACK's window: 2 × min RTT / 4.
+    assert_eq!(info.reo_wnd_us, 5000, "{info:?}");
 }
 
 #[test]
