@@ -2742,15 +2742,21 @@ fn lost_retransmission_found_by_a_sack_of_later_data_and_sent_again() {
     h.complete_all();
 }
 
-#[test]
-fn rack_waits_a_quarter_rtt_for_a_late_segment_and_after_reordering_for_three_sacks() {
+/// A passive open with a 10 ms handshake RTT (minimum RTT 10 ms: RACK's reordering
+/// window is 2.5 ms), 20 segments written, the first 10 sent (cwnd 10) and completed.
+fn ten_segments_out_rtt_10ms(seed: u8) -> (Harness, Tcb) {
     let mut h = Harness::new();
-    // Minimum RTT 10 ms from the handshake: RACK's reordering window is 2.5 ms.
     let c = h.passive_open(ALL_OPTS, 10);
-    let m = MSS_TS as u32;
-    h.stack.write(c.id, &data(20 * MSS_TS, 9));
+    h.stack.write(c.id, &data(20 * MSS_TS, seed));
     assert_eq!(h.out().len(), 10);
     h.complete_all();
+    (h, c)
+}
+
+#[test]
+fn rack_waits_a_quarter_rtt_for_a_late_segment_and_after_reordering_for_three_sacks() {
+    let (mut h, c) = ten_segments_out_rtt_10ms(9);
+    let m = MSS_TS as u32;
     h.wait_ms(10);
     // < . 1:1(0) ack 1449 <sack 2897:4345>      (2 late, 3 here: one SACK, below dupthresh)
     h.ack(&c, 1 + m, 2000, &[(1 + 2 * m, 1 + 3 * m)]);
@@ -2791,12 +2797,8 @@ fn rack_waits_a_quarter_rtt_for_a_late_segment_and_after_reordering_for_three_sa
 
 #[test]
 fn dsack_of_every_retransmission_undoes_the_recovery_and_opens_the_window() {
-    let mut h = Harness::new();
-    let c = h.passive_open(ALL_OPTS, 10);
+    let (mut h, c) = ten_segments_out_rtt_10ms(10);
     let m = MSS_TS as u32;
-    h.stack.write(c.id, &data(20 * MSS_TS, 10));
-    assert_eq!(h.out().len(), 10);
-    h.complete_all();
     let prior = h.conn(&c).info();
     h.wait_ms(10);
     // < . 1:1(0) ack 1449 <sack 2897:7241>      (2 late, 3-5 here: lost at once, no
