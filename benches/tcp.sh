@@ -39,6 +39,11 @@ if [ -n "${PEER_THREADED:-}" ]; then
     ip netns exec "$name-b" sh -c "echo 1 >/sys/class/net/$name-b/threaded"
 fi
 nbytes=$(python3 -c "import sys; s=sys.argv[1]; m={'K':1<<10,'M':1<<20,'G':1<<30}; print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))" "$bytes")
+# Waits (up to 10 s) for a server's ready file $1, then removes it for the next one.
+wait_ready() {
+    for _ in $(seq 100); do [ -e "$1" ] && break; sleep 0.1; done
+    rm -f "$1"
+}
 # 5 s of skiff UDP at 1514-byte frames from a into a sink in b (extra sink flags in $2...),
 # the generator's JSON report to $1.
 udp_into_sink() {
@@ -46,8 +51,7 @@ udp_into_sink() {
     ip netns exec "$name-b" "$SKIFF" sink --iface "$name-b" --match-all "$@" \
         --duration 30 --json --quiet --ready-file "$tmp/sink.ready" >/dev/null &
     local sink=$!
-    for _ in $(seq 100); do [ -e "$tmp/sink.ready" ] && break; sleep 0.1; done
-    rm -f "$tmp/sink.ready"
+    wait_ready "$tmp/sink.ready"
     ip netns exec "$name-a" "$SKIFF" gen --iface "$name-a" --dst-ip 198.18.0.2 \
         --dst-mac 02:00:c6:12:00:02 --size 1518 --duration 5s --json --quiet >"$out"
     kill -INT "$sink"; wait "$sink" || true
@@ -57,8 +61,7 @@ for run in $(seq "$runs"); do
     ip netns exec "$name-b" timeout 300 python3 cli/tests/common/tcp_peer.py server --port 5001 \
         --expect-bytes "$nbytes" --ready-file "$tmp/srv.ready" >"$tmp/srv.$run.json" 2>/dev/null &
     srv=$!
-    for _ in $(seq 100); do [ -e "$tmp/srv.ready" ] && break; sleep 0.1; done
-    rm -f "$tmp/srv.ready"
+    wait_ready "$tmp/srv.ready"
     ip netns exec "$name-a" "$SKIFF" tcp send --iface "$name-a" --dst 198.18.0.2:5001 \
         --bytes "$nbytes" --json --quiet --timeout 280s >"$tmp/tcp.$run.json"
     wait "$srv"
@@ -70,8 +73,7 @@ for run in $(seq "$runs"); do
         --expect-bytes "$nbytes" --json --quiet --timeout 280s --ready-file "$tmp/recv.ready" \
         >"$tmp/tcprx.$run.json" &
     recv=$!
-    for _ in $(seq 100); do [ -e "$tmp/recv.ready" ] && break; sleep 0.1; done
-    rm -f "$tmp/recv.ready"
+    wait_ready "$tmp/recv.ready"
     ip netns exec "$name-a" "$SKIFF" tcp send --iface "$name-a" --dst 198.18.0.2:5003 \
         --bytes "$nbytes" --json --quiet --timeout 280s >"$tmp/tcp2.$run.json"
     wait "$recv"

@@ -307,15 +307,18 @@ fn tbf_starts_empty_and_paces() {
     assert_eq!(q.next_event_ns(t0 + 20_000), Some(t0 + 20_000));
 }
 
-#[test]
-fn tbf_refills_to_burst_when_idle_and_drops_oversized() {
-    // 1 Mpps with a 5-packet bucket.
-    let cfg = QdiscConfig::Tbf {
+/// tbf at 1 Mpps with a 5-packet (5 µs) bucket, limit 1000.
+fn tbf_1mpps_burst_5() -> Qdisc<Pkt> {
+    Qdisc::new(&QdiscConfig::Tbf {
         rate: pps(1e6),
         burst_ps: 5_000_000,
         limit: 1000,
-    };
-    let mut q = Qdisc::new(&cfg);
+    })
+}
+
+#[test]
+fn tbf_refills_to_burst_when_idle_and_drops_oversized() {
+    let mut q = tbf_1mpps_burst_5();
     q.enqueue(pkt(0, 60), 0).unwrap();
     let mut out = Vec::new();
     assert_eq!(q.dequeue_batch(1_000, 64, &mut out), 1);
@@ -346,13 +349,7 @@ fn tbf_refills_to_burst_when_idle_and_drops_oversized() {
 
 #[test]
 fn tbf_counts_budget_lost_to_a_stall_with_a_backlog_but_not_idle_time() {
-    // 1 Mpps with a 5-packet (5 µs) bucket.
-    let cfg = QdiscConfig::Tbf {
-        rate: pps(1e6),
-        burst_ps: 5_000_000,
-        limit: 1000,
-    };
-    let mut q = Qdisc::new(&cfg);
+    let mut q = tbf_1mpps_burst_5();
     let mut out = Vec::new();
     // Idle: one packet, then nothing queued for 1 ms, then a packet. Not behind.
     q.enqueue(pkt(0, 60), 0).unwrap();

@@ -1904,9 +1904,10 @@ impl Conn {
     /// The loss probe (or data sent with or after it) was SACKed: every segment below the
     /// highest SACK that was sent before the probe and neither SACKed nor retransmitted
     /// is lost. The probe left at least 2·SRTT after them, so this is RACK's rule (RFC
-    /// 8985 §6.2: sent earlier than a delivered segment by more than the reordering
-    /// window) for the one case skiff needs it: without it a probe that reveals a tail
-    /// hole would only draw SACKs below the dupthresh and the hole would wait for the RTO.
+    /// 8985 §6.2) for the probe, which RACK itself does not see: the probe resends the
+    /// last segment, and a retransmitted segment's delivery does not move RACK here (see
+    /// [`Rack::delivered`]). Without it a probe that reveals a tail hole would wait for
+    /// the RTO.
     fn mark_lost_before_probe(&mut self) {
         let Some(high) = self.sb.highest_sacked() else {
             return;

@@ -4,6 +4,11 @@
 //! (`tcp_is_sackblock_valid`, `tcp_sacktag_write_queue` in `net/ipv4/tcp_input.c`) and
 //! D-SACKs are recognised as RFC 2883 §4 and the kernel's `tcp_check_dsack` do.
 //!
+//! [`super::conn`] finds losses with RACK ([`super::rack`]) and counts in segments, so it
+//! uses the scoreboard for block validation, D-SACK recognition and the highest SACK
+//! only; the RFC 6675 queries (`is_lost`, `next_lost`, `pipe`, `high_rxt`) are kept,
+//! tested, for a sender that recovers by RFC 6675 alone, and no path calls them now.
+//!
 //! The scoreboard keeps byte ranges, not per-segment marks: a sorted list of disjoint,
 //! non-touching `[start, end)` ranges with `SND.UNA < start < end <= SND.NXT`. The list is
 //! a `Vec` reserved once for [`MAX_RANGES`] entries and reused, so steady state does not

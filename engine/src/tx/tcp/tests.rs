@@ -616,6 +616,17 @@ impl Harness {
         c
     }
 
+    /// write(`segs` × 1448) of pattern `seed`: the first 10 go out (the initial cwnd) and
+    /// complete. Returns the payload and those 10 segments.
+    fn write_ten_out(&mut self, c: &Tcb, segs: usize, seed: u8) -> (Vec<u8>, Vec<Pkt>) {
+        let payload = data(segs * MSS_TS, seed);
+        self.stack.write(c.id, &payload);
+        let sent = self.out();
+        assert_eq!(sent.len(), 10, "the initial cwnd: {sent:?}");
+        self.complete_all();
+        (payload, sent)
+    }
+
     /// The peer ACKs our data up to `ack` (relative), window `win`, with SACK `blocks`.
     fn ack(&mut self, c: &Tcb, ack: u32, win: u16, blocks: &[(u32, u32)]) {
         let mut th = self.seg(c, ACK, 1, ack);
@@ -1245,11 +1256,7 @@ fn sack_fast_retransmit_hole_first_recovery_ends_at_high_seq() {
     let m = MSS_TS as u32;
     // write(20 × 1448)
     // > . 1:1449(1448) ack 1 ... > . 13033:14481(1448) ack 1   (cwnd 10)
-    let payload = data(20 * MSS_TS, 5);
-    h.stack.write(c.id, &payload);
-    let sent = h.out();
-    assert_eq!(sent.len(), 10);
-    h.complete_all();
+    let (payload, sent) = h.write_ten_out(&c, 20, 5);
     h.wait_ms(10);
     // < . 1:1(0) ack 1449 win 2000 <nop,nop,TS,nop,nop,sack 2897:7241>
     //   (segment 1 arrived; 2 is missing; 3, 4 and 5 arrived)
@@ -1306,12 +1313,8 @@ fn newreno_three_dupacks_retransmit_partial_ack_next_hole() {
     let m = MSS_TS as u32;
     // write(10 × 1448)
     // > . 1:1449(1448) ... > P. 13033:14481(1448)
-    let payload = data(10 * MSS_TS, 6);
-    h.stack.write(c.id, &payload);
-    let sent = h.out();
-    assert_eq!(sent.len(), 10);
+    let (_, sent) = h.write_ten_out(&c, 10, 6);
     assert!(sent[0].th().options.sack_blocks().is_empty());
-    h.complete_all();
     h.wait_ms(10);
     // < . 1:1(0) ack 1449          (segments 2 and 3 lost)
     h.ack(&c, 1 + m, PEER_WIN, &[]);
@@ -2697,11 +2700,7 @@ fn lost_retransmission_found_by_a_sack_of_later_data_and_sent_again() {
     let mut h = Harness::new();
     let c = h.active_open(ALL_OPTS);
     let m = MSS_TS as u32;
-    let payload = data(30 * MSS_TS, 8);
-    h.stack.write(c.id, &payload);
-    let sent = h.out();
-    assert_eq!(sent.len(), 10);
-    h.complete_all();
+    let (_, sent) = h.write_ten_out(&c, 30, 8);
     h.wait_ms(10);
     // < . 1:1(0) ack 1449 <sack 2897:7241>     (segment 2 lost)
     h.ack(&c, 1 + m, 2000, &[(1 + 2 * m, 1 + 5 * m)]);
@@ -2747,9 +2746,7 @@ fn lost_retransmission_found_by_a_sack_of_later_data_and_sent_again() {
 fn ten_segments_out_rtt_10ms(seed: u8) -> (Harness, Tcb) {
     let mut h = Harness::new();
     let c = h.passive_open(ALL_OPTS, 10);
-    h.stack.write(c.id, &data(20 * MSS_TS, seed));
-    assert_eq!(h.out().len(), 10);
-    h.complete_all();
+    h.write_ten_out(&c, 20, seed);
     (h, c)
 }
 
