@@ -62,6 +62,12 @@ pub struct DataPathArgs {
     /// UMEM frame size: 2048 or 4096.
     #[arg(long, default_value_t = 2048)]
     pub frame_size: u32,
+    /// Entries in each of a queue's four rings (fill, RX, TX, completion; a power of two,
+    /// 64 to 32768); the UMEM gets twice as many frames. What `ethtool -G` sets on a NIC:
+    /// a receiver rides out a stall of ring-size / rate (2048 at 100 kpps: 20 ms) before
+    /// the kernel drops for an empty fill ring.
+    #[arg(long, default_value_t = XskConfig::default().fill_size)]
+    pub ring_size: u32,
     /// Print one JSON object at the end instead of text (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -76,6 +82,12 @@ pub struct DataPathArgs {
     #[arg(long, hide = true)]
     pub stop_on_stdin_eof: bool,
 }
+
+/// `--ring-size` bounds. Below 64 a ring cannot take one poll round's batch (64 frames,
+/// the NAPI weight); above 32768 a queue's UMEM (2 × 32768 × 4096 B = 256 MiB) is more
+/// memory than any stall it could cover is worth.
+const MIN_RING: u32 = 64;
+const MAX_RING: u32 = 32768;
 
 /// Interface, queues and CPUs, checked.
 pub struct Plan {
@@ -137,8 +149,20 @@ impl DataPathArgs {
             }
             None => vec![None; queues.len()],
         };
+        if !(MIN_RING..=MAX_RING).contains(&self.ring_size) || !self.ring_size.is_power_of_two() {
+            bail!(
+                "--ring-size {} is not a power of two in {MIN_RING}..={MAX_RING}",
+                self.ring_size
+            );
+        }
+        let r = self.ring_size;
         let xsk = XskConfig {
+            frames: 2 * r,
             frame_size: self.frame_size,
+            fill_size: r,
+            comp_size: r,
+            rx_size: r,
+            tx_size: r,
             try_zero_copy: !self.copy,
             ..XskConfig::default()
         };

@@ -25,6 +25,17 @@ fn tmp(name: &str) -> PathBuf {
 
 const MAC_B: &str = "02:00:c6:12:00:02";
 
+/// A sink whose rings hold 16384 frames: these tests count every frame, and a sink
+/// descheduled longer than its fill ring lasts loses frames for good (the kernel drops on
+/// an empty fill ring). CI stalled a sink ~30 ms once (1047 frames lost at 100 kpps past
+/// the default 2048 = 20 ms), a sender ~86 ms; 16384 frames last 164 ms at 100 kpps and
+/// hold all 6000 of the top-speed replay without a refill.
+fn deep_sink(bed: &Bed, extra: &[&str]) -> std::process::Child {
+    let mut args = vec!["--ring-size", "16384"];
+    args.extend_from_slice(extra);
+    start_sink(bed, &args)
+}
+
 /// The receiver counts 100 kpps ± 0.5% over a run of `secs`, on `queues` queues.
 fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
     let _s = serial();
@@ -36,7 +47,7 @@ fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
     };
     let want = 100_000u64 * u64::from(secs);
     let dur = format!("{}", secs + 15);
-    let sink = start_sink(
+    let sink = deep_sink(
         &bed,
         &[
             "--count",
@@ -135,7 +146,7 @@ fn imix_simple_is_7_4_1_at_the_receiver_and_in_the_pcap() {
     // The sink and the generator on their own CPUs, at 100 kpps: the ratio is what is
     // tested, and a debug-build sink sharing a CPU at 200 kpps once lost 561 frames to a
     // CI stall (fill ring empty, 2048 frames = 10 ms at that rate).
-    let sink = start_sink(
+    let sink = deep_sink(
         &bed,
         &["--count", "120000", "--duration", "60", "--cpus", "1"],
     );
@@ -193,7 +204,7 @@ fn replayed_pcap_arrives_byte_identical_at_the_sink() {
     let got = tmp("got.pcap");
     let back = tmp("back.pcap");
     // A capture with variation and mixed sizes, written by the generator itself.
-    let sink = start_sink(&bed, &["--count", "3000", "--duration", "30"]);
+    let sink = deep_sink(&bed, &["--count", "3000", "--duration", "30"]);
     let g = gen(
         &bed,
         &[
@@ -216,7 +227,7 @@ fn replayed_pcap_arrives_byte_identical_at_the_sink() {
     let _ = finish(sink, "sink");
     assert_eq!(u(&g, &["pcap_out", "written"]), 3000);
     // Replay it at its original timing; the sink captures what arrives.
-    let sink = start_sink(
+    let sink = deep_sink(
         &bed,
         &[
             "--count",
@@ -233,7 +244,7 @@ fn replayed_pcap_arrives_byte_identical_at_the_sink() {
     assert_eq!(r["qdisc"], "fq", "original timing goes through fq (EDT)");
     assert_eq!(u(&s, &["rx_packets"]), 3000, "{s}");
     // Top speed, looped twice, through a separate sink capture.
-    let sink = start_sink(
+    let sink = deep_sink(
         &bed,
         &[
             "--count",
@@ -289,7 +300,7 @@ fn replayed_pcap_arrives_byte_identical_at_the_sink() {
     jumbo.resize(3000, 0);
     w.offer(20_000, &jumbo).unwrap();
     w.finish().unwrap();
-    let sink = start_sink(&bed, &["--count", "10", "--duration", "30"]);
+    let sink = deep_sink(&bed, &["--count", "10", "--duration", "30"]);
     let r3 = gen_raw(&bed, &["--pcap-in", big.to_str().unwrap()]);
     let s3 = finish(sink, "sink");
     let _ = std::fs::remove_file(&big);
@@ -332,7 +343,7 @@ duration = "3s"
         ),
     )
     .unwrap();
-    let sink = start_sink(&bed, &["--count", "120000", "--duration", "8"]);
+    let sink = deep_sink(&bed, &["--count", "120000", "--duration", "8"]);
     let g = gen_raw(&bed, &["--profile", prof.to_str().unwrap()]);
     let s = finish(sink, "sink");
     let _ = std::fs::remove_file(&prof);
@@ -380,6 +391,8 @@ fn generator_bad_inputs_fail_with_clear_errors() {
             vec!["--qdisc", "pfifo", "--rate", "1kpps"],
             "cannot enforce a rate",
         ),
+        (vec!["--ring-size", "1000"], "not a power of two"),
+        (vec!["--ring-size", "65536"], "64..=32768"),
     ];
     let ifname = bed.if_a();
     for (extra, want) in cases {
