@@ -88,6 +88,10 @@ pub struct TcpCommon {
     /// UMEM frames (the send and receive buffers of all connections live there).
     #[arg(long, default_value_t = 65536)]
     pub frames: u32,
+    /// Frames received, and frames put on the TX ring, per poll round at most (the
+    /// kernel's `netdev_budget` is 300 per softirq run; see `TcpRunConfig::budget`).
+    #[arg(long, default_value_t = TcpRunConfig::default().budget)]
+    pub budget: usize,
     /// Progress and time-series period.
     #[arg(long, default_value = "1s")]
     pub interval: String,
@@ -623,7 +627,10 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
     };
     let (prog, mut queues) = datapath::open(&plan, &a.dp, filter)?;
     let mut q = queues.pop().context("no queue")?;
-    let fill = 2048u32;
+    // As the generator: one `sendto` in copy mode takes the whole TX ring instead of 32
+    // frames (Linux ≥ 6.16; older kernels refuse the option, which only costs speed).
+    let _ = q.set_tx_skb_budget(plan.xsk.tx_size);
+    let fill = plan.xsk.fill_size;
     let mut frames = Vec::new();
     let total = q.free_len();
     q.alloc(&mut frames, total);
@@ -661,6 +668,10 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
         } else {
             TcpRunConfig::default().gro
         },
+        fill_target: fill,
+        budget: a
+            .budget
+            .clamp(1, plan.xsk.tx_size.min(plan.xsk.rx_size) as usize),
         ..TcpRunConfig::default()
     };
     let stop = datapath::stop_for(&a.dp);
@@ -750,6 +761,15 @@ fn print_text(r: &TcpReport) {
             g.frames_out - g.singles_out,
             g.packets_out,
             g.singles_out
+        );
+    }
+    let x = &r.poller.xdp_statistics;
+    if x.rx_dropped + x.rx_ring_full > 0 {
+        println!(
+            "  the kernel dropped {} frames for this socket ({} with the RX ring full, {} with the fill ring empty): TCP saw them as losses; a larger --budget or --ring-size gives the poller more room",
+            x.rx_dropped + x.rx_ring_full,
+            x.rx_ring_full,
+            x.rx_fill_ring_empty_descs
         );
     }
     if r.stack.in_csum_errors > 0 {

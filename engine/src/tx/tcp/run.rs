@@ -13,7 +13,7 @@ use std::{
 use super::stack::{Stack, TxFrame};
 use crate::{
     rx::gro::{Gro, GroConfig, GroCounters, GroPacket},
-    sys::{monotonic_ns, Frame},
+    sys::{monotonic_ns, Frame, XdpStatistics},
     tx::qdisc::{Qdisc, QdiscStats},
     xsk::XskQueue,
 };
@@ -28,9 +28,16 @@ pub trait TcpApp {
 /// Poller settings.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpRunConfig {
-    /// Frames taken from the RX ring and put on the TX ring per round at most: 64, the
-    /// NAPI weight (and the qdisc's dequeue quota, `weight_p`).
-    pub batch: usize,
+    /// Frames taken from the RX ring, and frames the qdisc puts on the TX ring, per round
+    /// at most: 256. The kernel's NAPI polls a device for 64 (`weight_p`) and its qdisc
+    /// run takes 64 (`dev_tx_weight`), but `net_rx_action` and `net_tx_action` go round
+    /// again until `netdev_budget` (300) or the queue is empty. A round here also runs
+    /// the application and walks the connections, so it takes four NAPI weights' worth
+    /// each way to spread that cost over more frames (PERFORMANCE.md, "Poll budget",
+    /// measured 64 against 256). RX and TX get the same budget: every two data frames
+    /// out bring an ACK in, and a smaller RX budget let ACKs pile up until the RX ring
+    /// overflowed and dropped them.
+    pub budget: usize,
     /// Frames kept in the fill ring: 2048, the ring's size.
     pub fill_target: u32,
     /// Completions reclaimed per round at most: the completion ring's size, 2048.
@@ -49,7 +56,7 @@ pub struct TcpRunConfig {
 impl Default for TcpRunConfig {
     fn default() -> Self {
         TcpRunConfig {
-            batch: 64,
+            budget: 256,
             fill_target: 2048,
             reclaim_max: 2048,
             idle_max: Duration::from_millis(1),
@@ -91,6 +98,9 @@ pub struct TcpRunReport {
     pub elapsed_s: f64,
     /// GRO's counters, when it ran.
     pub gro: Option<GroCounters>,
+    /// The socket's XDP_STATISTICS at the end: frames the kernel dropped because the RX
+    /// ring was full or the fill ring empty show here, not in TCP's counters.
+    pub xdp_statistics: XdpStatistics,
 }
 
 /// Runs the poller until the application is done, `stop` is set or the deadline passes.
@@ -107,19 +117,19 @@ pub fn run_tcp(
     let start = Instant::now();
     let origin_ns = monotonic_ns();
     let mut c = TcpRunCounters::default();
-    let mut rx: Vec<Frame> = Vec::with_capacity(cfg.batch);
+    let mut rx: Vec<Frame> = Vec::with_capacity(cfg.budget);
     let mut comp: Vec<Frame> = Vec::with_capacity(cfg.reclaim_max);
     let mut out: Vec<TxFrame> = Vec::new();
-    let mut batch: Vec<TxFrame> = Vec::with_capacity(cfg.batch);
-    let mut frames: Vec<Frame> = Vec::with_capacity(cfg.batch);
+    let mut batch: Vec<TxFrame> = Vec::with_capacity(cfg.budget);
+    let mut frames: Vec<Frame> = Vec::with_capacity(cfg.budget);
     let mut rates: Vec<u64> = Vec::new();
     // Flow and rate of each frame of the batch, to requeue what the ring refuses.
-    let mut flows: Vec<(u32, Option<u64>)> = Vec::with_capacity(cfg.batch);
+    let mut flows: Vec<(u32, Option<u64>)> = Vec::with_capacity(cfg.budget);
     let mut app_running = true;
     let mut gro: Option<Gro<Frame>> = cfg.gro.map(Gro::new);
-    let mut gro_out: Vec<GroPacket<Frame>> = Vec::with_capacity(cfg.batch);
+    let mut gro_out: Vec<GroPacket<Frame>> = Vec::with_capacity(cfg.budget);
     // Frames going from the pool to the fill ring.
-    let mut give: Vec<Frame> = Vec::with_capacity(cfg.batch * 4);
+    let mut give: Vec<Frame> = Vec::with_capacity(cfg.budget * 4);
     loop {
         c.rounds += 1;
         let now_ns = monotonic_ns().saturating_sub(origin_ns);
@@ -138,15 +148,15 @@ pub fn run_tcp(
         }
         // Fill ring: hand the socket frames from the stack's pool, keep it topped up.
         let pool = stack.pool_mut();
-        if q.free_len() < cfg.batch && pool.len() > cfg.batch {
-            let take = cfg.batch * 4;
+        if q.free_len() < cfg.budget && pool.len() > cfg.budget {
+            let take = cfg.budget * 4;
             give.extend(pool.drain(pool.len().saturating_sub(take)..));
             q.release(&mut give);
             pool.append(&mut give);
         }
         q.refill(cfg.fill_target);
         // Input.
-        let got = q.recv(&mut rx, cfg.batch);
+        let got = q.recv(&mut rx, cfg.budget);
         if got > 0 {
             c.rx_frames += got as u64;
             work = true;
@@ -195,7 +205,7 @@ pub fn run_tcp(
             }
         }
         // The qdisc onto the ring.
-        qdisc.dequeue_batch(now_ns, cfg.batch, &mut batch);
+        qdisc.dequeue_batch(now_ns, cfg.budget, &mut batch);
         if !batch.is_empty() {
             work = true;
             flows.clear();
@@ -258,5 +268,6 @@ pub fn run_tcp(
         qdisc: qdisc.stats(),
         elapsed_s: start.elapsed().as_secs_f64(),
         gro: gro.map(|g| *g.counters()),
+        xdp_statistics: q.statistics(),
     }
 }
