@@ -3,7 +3,7 @@
 //! the retransmit queue), top up the fill ring, take received frames into the stack, let
 //! the application read and write, run timers and output, and move the stack's frames
 //! through the qdisc (fq with per-connection pacing) onto the TX ring with one kick per
-//! batch.
+//! round. Each round receives and transmits up to `TcpRunConfig::budget` frames.
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
