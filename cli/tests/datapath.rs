@@ -21,7 +21,7 @@ use common::*;
 fn gen_to_sink_exact_counts_zero_loss() {
     let _s = serial();
     let bed = Bed::up("ex", 1);
-    let sink = start_sink(&bed, &["--count", "20000", "--duration", "30"]);
+    let sink = deep_sink(&bed, &["--count", "20000", "--duration", "30"]);
     // No --dst-mac: resolved by ARP.
     let g = gen(&bed, &["--count", "20000", "--rate", "50k"]);
     let s = finish(sink, "sink");
@@ -43,7 +43,7 @@ fn gen_to_sink_exact_counts_zero_loss() {
 fn two_queues_each_carry_their_share() {
     let _s = serial();
     let bed = Bed::up("mq", 2);
-    let sink = start_sink(&bed, &["--count", "20000", "--duration", "30"]);
+    let sink = deep_sink(&bed, &["--count", "20000", "--duration", "30"]);
     let g = gen(
         &bed,
         &[
@@ -79,7 +79,7 @@ fn two_queues_each_carry_their_share() {
 fn skb_mode_forced_and_automatic_fallback() {
     let _s = serial();
     let bed = Bed::up("skb", 1);
-    let sink = start_sink(
+    let sink = deep_sink(
         &bed,
         &["--xdp-mode", "skb", "--count", "10000", "--duration", "30"],
     );
@@ -168,7 +168,7 @@ fn kill_9_leaves_nothing_attached_and_next_run_works() {
         }
     }
     // The next run binds the same queue (EBUSY retried) and works.
-    let sink = start_sink(&bed, &["--count", "1000", "--duration", "30"]);
+    let sink = deep_sink(&bed, &["--count", "1000", "--duration", "30"]);
     gen(
         &bed,
         &[

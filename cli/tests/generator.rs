@@ -25,17 +25,6 @@ fn tmp(name: &str) -> PathBuf {
 
 const MAC_B: &str = "02:00:c6:12:00:02";
 
-/// A sink whose rings hold 16384 frames: these tests count every frame, and a sink
-/// descheduled longer than its fill ring lasts loses frames for good (the kernel drops on
-/// an empty fill ring). CI stalled a sink ~30 ms once (1047 frames lost at 100 kpps past
-/// the default 2048 = 20 ms), a sender ~86 ms; 16384 frames last 164 ms at 100 kpps and
-/// hold all 6000 of the top-speed replay without a refill.
-fn deep_sink(bed: &Bed, extra: &[&str]) -> std::process::Child {
-    let mut args = vec!["--ring-size", "16384"];
-    args.extend_from_slice(extra);
-    start_sink(bed, &args)
-}
-
 /// The receiver counts 100 kpps ± 0.5% over a run of `secs`, on `queues` queues.
 fn rate_at_receiver(tag: &str, queues: u32, secs: u32) {
     let _s = serial();

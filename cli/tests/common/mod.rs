@@ -134,6 +134,17 @@ pub fn start_sink(bed: &Bed, extra: &[&str]) -> Child {
     start_ready(bed, 'b', &args, "sink")
 }
 
+/// A sink whose rings hold 16384 frames, for tests that count every frame: a sink
+/// descheduled longer than its fill ring lasts loses frames for good (the kernel drops on
+/// an empty fill ring). CI stalled a sink ~30 ms once (1047 frames lost at 100 kpps past
+/// the default 2048 = 20 ms), a sender ~86 ms; 16384 frames last 164 ms at 100 kpps (328
+/// ms at 50 kpps) and hold all 6000 of the top-speed replay without a refill.
+pub fn deep_sink(bed: &Bed, extra: &[&str]) -> Child {
+    let mut args = vec!["--ring-size", "16384"];
+    args.extend_from_slice(extra);
+    start_sink(bed, &args)
+}
+
 /// Starts `skiff ARGS --ready-file F` on one side and waits until F appears.
 pub fn start_ready(bed: &Bed, side: char, args: &[&str], who: &str) -> Child {
     let ready = std::env::temp_dir().join(format!("{}.{side}.{who}.ready", bed.name));
