@@ -698,11 +698,6 @@ pub fn run(a: GenArgs) -> Result<GenReport> {
     let xdp_mode = prog.mode();
     let fallback = prog.fallback_reason().map(str::to_owned);
     let zero_copy = queues.iter().all(|q| q.mode() == BindMode::ZeroCopy);
-    for q in &queues {
-        // Raise the copy-mode per-sendto budget from 32 to the ring size (Linux ≥ 6.16);
-        // older kernels refuse the option, which only costs speed.
-        let _ = q.set_tx_skb_budget(plan.xsk.tx_size);
-    }
 
     let stop = datapath::stop_for(&a.dp);
     let tx_dropped_before = netdev::stat(&ifname, "tx_dropped");

@@ -627,9 +627,6 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
     };
     let (prog, mut queues) = datapath::open(&plan, &a.dp, filter)?;
     let mut q = queues.pop().context("no queue")?;
-    // As the generator: one `sendto` in copy mode takes the whole TX ring instead of 32
-    // frames (Linux ≥ 6.16; older kernels refuse the option, which only costs speed).
-    let _ = q.set_tx_skb_budget(plan.xsk.tx_size);
     let fill = plan.xsk.fill_size;
     let mut frames = Vec::new();
     let total = q.free_len();

@@ -386,6 +386,9 @@ pub struct Conn {
     tlp_at: Option<u64>,
     /// snd_nxt when the outstanding loss probe went out (`tlp_high_seq`); at most one.
     tlp_high_seq: Option<Seq>,
+    /// The outstanding probe's [`Seg::order`]: its delivery moves RACK although it is a
+    /// retransmission (see [`Conn::moves_rack`]).
+    tlp_order: u64,
     /// The probe timer fired: `output` retransmits the last segment sent.
     tlp_pending: bool,
     persist_at: Option<u64>,
@@ -524,6 +527,7 @@ impl Conn {
             rto_at: None,
             tlp_at: None,
             tlp_high_seq: None,
+            tlp_order: 0,
             tlp_pending: false,
             persist_at: None,
             persist_backoff: 0,
@@ -576,7 +580,6 @@ impl Conn {
         c.queue_ctl(ctx, flags::SYN).then_some(c)
     }
 
-    /// Negotiated options from the peer's SYN (or SYN-ACK).
     /// The peer's SYN (or SYN-ACK): its ISN, options and window.
     fn take_peer_syn(&mut self, seq: Seq, window: u16, options: &TcpOptions) {
         self.irs = seq;
@@ -589,6 +592,7 @@ impl Conn {
         self.max_snd_wnd = self.snd_wnd;
     }
 
+    /// Negotiated options from the peer's SYN (or SYN-ACK).
     fn take_syn_options(&mut self, o: &TcpOptions, we_offered_all: bool) {
         let peer_mss = o.mss.unwrap_or(536);
         self.sack_ok = we_offered_all && o.sack_permitted;
@@ -1372,9 +1376,6 @@ impl Conn {
                     self.tlp_high_seq = None;
                 }
                 newly_sacked = self.mark_sacked(blocks, ack, now);
-                if newly_sacked > 0 && self.tlp_high_seq.is_some() {
-                    self.mark_lost_before_probe();
-                }
             }
         }
         let prior_in_flight = self.in_flight();
@@ -1447,12 +1448,8 @@ impl Conn {
                         self.retrans_out -= 1;
                     }
                     n += 1;
-                    if self
-                        .rack
-                        .delivered(g.sent_us, g.order, g.end(), g.xmits > 1, now)
-                    {
-                        self.counters.reordering += 1;
-                    }
+                    let g = *g;
+                    self.rack_delivered(&g, now);
                 }
             }
         }
@@ -1475,11 +1472,8 @@ impl Conn {
             }
             if g.sacked {
                 self.sacked_out -= 1;
-            } else if self
-                .rack
-                .delivered(g.sent_us, g.order, g.end(), g.xmits > 1, now)
-            {
-                self.counters.reordering += 1;
+            } else {
+                self.rack_delivered(&g, now);
             }
             if g.lost {
                 self.lost_out -= 1;
@@ -1898,28 +1892,36 @@ impl Conn {
         self.note_retransmitted(ctx, i);
         self.counters.tlp_probes += 1;
         self.tlp_high_seq = Some(self.snd_nxt);
+        self.tlp_order = self.q[i].order;
         true
     }
 
-    /// The loss probe (or data sent with or after it) was SACKed: every segment below the
-    /// highest SACK that was sent before the probe and neither SACKed nor retransmitted
-    /// is lost. The probe left at least 2·SRTT after them, so this is RACK's rule (RFC
-    /// 8985 §6.2) for the probe, which RACK itself does not see: the probe resends the
-    /// last segment, and a retransmitted segment's delivery does not move RACK here (see
-    /// [`Rack::delivered`]). Without it a probe that reveals a tail hole would wait for
-    /// the RTO.
-    fn mark_lost_before_probe(&mut self) {
-        let Some(high) = self.sb.highest_sacked() else {
-            return;
-        };
-        for i in 0..self.unsent.min(self.q.len()) {
-            let g = self.q[i];
-            if !g.seq.lt(high) {
-                break;
-            }
-            if !g.sacked && !g.retrans {
-                self.mark_lost(i);
-            }
+    /// Segment `i` leaves now, as the connection's next transmission.
+    fn stamp_sent(&mut self, i: usize, now: u64) {
+        self.tx_order += 1;
+        let g = &mut self.q[i];
+        g.sent_us = now;
+        g.order = self.tx_order;
+        g.xmits = g.xmits.saturating_add(1);
+    }
+
+    /// Whether `g`'s delivery moves RACK: a first transmission, or the outstanding loss
+    /// probe. Other retransmissions do not (see [`Rack::delivered`]); the probe does, as
+    /// it left at least 2·SRTT after the segments before it, so its SACK makes RACK mark
+    /// the unSACKed ones lost (RFC 8985 §7.4.2: a probe that reveals a tail hole starts
+    /// fast recovery instead of waiting for the RTO).
+    fn moves_rack(&self, g: &Seg) -> bool {
+        g.xmits <= 1 || (self.tlp_high_seq.is_some() && g.order == self.tlp_order)
+    }
+
+    /// Tells RACK `g` was delivered now, counting reordering it shows.
+    fn rack_delivered(&mut self, g: &Seg, now: u64) {
+        let retransmitted = !self.moves_rack(g);
+        if self
+            .rack
+            .delivered(g.sent_us, g.order, g.end(), retransmitted, now)
+        {
+            self.counters.reordering += 1;
         }
     }
 
@@ -2264,11 +2266,7 @@ impl Conn {
                 self.remote.0,
                 hl - th.header_len(),
             );
-            let q = &mut self.q[first];
-            self.tx_order += 1;
-            q.sent_us = now;
-            q.order = self.tx_order;
-            q.xmits = q.xmits.saturating_add(1);
+            self.stamp_sent(first, now);
             ctx.out.push(TxFrame {
                 frame,
                 flow: self.flow,
@@ -2317,11 +2315,7 @@ impl Conn {
                 ctx.refs.completed(ctx.area, frame, ctx.pool);
                 return k > 0;
             }
-            let q = &mut self.q[first + k];
-            self.tx_order += 1;
-            q.sent_us = now;
-            q.order = self.tx_order;
-            q.xmits = q.xmits.saturating_add(1);
+            self.stamp_sent(first + k, now);
             ctx.out.push(TxFrame {
                 frame,
                 flow: self.flow,

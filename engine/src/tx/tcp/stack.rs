@@ -1009,9 +1009,6 @@ impl Stack {
     }
 }
 
-/// Writes an IP header (IPv4 with DF and TTL 64, or IPv6 with hop limit 64) and the TCP
-/// header `th` (checksum field zero) at the start of `out`, for `payload` bytes after
-/// them. Returns the header length, None if `out` is too short or the families differ.
 /// An Ethernet header's destination and source MACs (zeros where the frame is shorter).
 fn eth_macs(frame: &[u8]) -> [u8; 12] {
     let mut m = [0u8; 12];
@@ -1021,6 +1018,9 @@ fn eth_macs(frame: &[u8]) -> [u8; 12] {
     m
 }
 
+/// Writes an IP header (IPv4 with DF and TTL 64, or IPv6 with hop limit 64) and the TCP
+/// header `th` (checksum field zero) at the start of `out`, for `payload` bytes after
+/// them. Returns the header length, None if `out` is too short or the families differ.
 pub(crate) fn write_ip_tcp(
     out: &mut [u8],
     src: IpAddr,
