@@ -48,19 +48,25 @@ done
 python3 - "$tmp" "$runs" <<'PY'
 import json, statistics, sys
 tmp, runs = sys.argv[1], int(sys.argv[2])
-med = {}
+med, cpu = {}, {}
 for side in "ab":
-    g, r = [], []
+    g, r, u = [], [], []
     for i in range(1, runs + 1):
         d = json.load(open(f"{tmp}/{side}{i}.json"))
         assert d["all_ok"], d
         x = d["poller"].get("xdp_statistics")  # absent in builds before 2026-11-23
         g.append(d["goodput_bps"] / 1e9)
         r.append(d["retrans_segs"])
+        t = d["poller"].get("cpu")  # absent in builds before 2026-11-23
+        u.append(t["user_s"] / (d["bytes"] / 2**30) if t else float("nan"))
         print(f"{side.upper()} run {i}: {g[-1]:.3f} Gbit/s, {r[-1]} retransmissions, "
-              f"rtt p50 {d['rtt']['p50_us']} us, {d['poller']['poller']['rounds']} rounds, "
-              f"socket drops {x['rx_dropped'] + x['rx_ring_full'] if x else '?'}")
+              f"user CPU {u[-1]:.3f} s/GiB, rtt p50 {d['rtt']['p50_us']} us, "
+              f"{d['poller']['poller']['rounds']} rounds, "
+              f"socket drops {x['rx_dropped'] + x['rx_ring_full'] if x else '?'}"
+              + (f", Jain's index {d['fairness']['jain']:.2f}" if d.get("fairness") else ""))
     med[side] = statistics.median(g)
-    print(f"{side.upper()} median: {med[side]:.3f} Gbit/s, retransmissions {statistics.median(r)}")
-print(f"B / A = {med['b'] / med['a']:.2f}x")
+    cpu[side] = statistics.median(u)
+    print(f"{side.upper()} median: {med[side]:.3f} Gbit/s, retransmissions {statistics.median(r)}, "
+          f"poller user CPU {cpu[side]:.3f} s/GiB")
+print(f"B / A = {med['b'] / med['a']:.2f}x goodput, {cpu['b'] / cpu['a']:.2f}x user CPU per byte")
 PY

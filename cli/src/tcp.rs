@@ -85,6 +85,10 @@ pub struct TcpCommon {
     /// Send buffer per connection, bytes.
     #[arg(long, default_value = "4M")]
     pub sndbuf: String,
+    /// Unsent bytes per connection beyond which no more is written (TCP_NOTSENT_LOWAT;
+    /// 0 = no limit). Small keeps the send path in the CPU's caches; see docs/TCP.md.
+    #[arg(long, default_value = "128K")]
+    pub notsent_lowat: String,
     /// UMEM frames (the send and receive buffers of all connections live there).
     #[arg(long, default_value_t = 65536)]
     pub frames: u32,
@@ -190,6 +194,43 @@ pub struct ConnReport {
     pub rtt: RttSummary,
 }
 
+/// How evenly the connections progressed: each one's goodput over its own lifetime.
+#[derive(Debug, Serialize, Clone, Default)]
+pub struct Fairness {
+    pub min_bps: f64,
+    pub p10_bps: f64,
+    pub p50_bps: f64,
+    pub p90_bps: f64,
+    pub max_bps: f64,
+    /// Jain's fairness index, (Σx)² / (n·Σx²): 1 when every connection got the same rate,
+    /// 1/n when one got everything.
+    pub jain: f64,
+}
+
+/// [`Fairness`] of the connections' goodputs (None for fewer than two).
+fn fairness(reports: &[ConnReport]) -> Option<Fairness> {
+    let mut g: Vec<f64> = reports.iter().map(|r| r.goodput_bps).collect();
+    if g.len() < 2 {
+        return None;
+    }
+    g.sort_by(f64::total_cmp);
+    let at = |q: f64| g[((g.len() - 1) as f64 * q).round() as usize];
+    let sum: f64 = g.iter().sum();
+    let squares: f64 = g.iter().map(|x| x * x).sum();
+    Some(Fairness {
+        min_bps: g[0],
+        p10_bps: at(0.1),
+        p50_bps: at(0.5),
+        p90_bps: at(0.9),
+        max_bps: g[g.len() - 1],
+        jain: if squares > 0.0 {
+            sum * sum / (g.len() as f64 * squares)
+        } else {
+            1.0
+        },
+    })
+}
+
 /// One interval of the time series.
 #[derive(Debug, Serialize, Clone)]
 pub struct IntervalSample {
@@ -217,6 +258,8 @@ pub struct TcpReport {
     pub goodput_bps: f64,
     pub retrans_segs: u64,
     pub rtt: RttSummary,
+    /// Per-connection goodput spread (two or more connections).
+    pub fairness: Option<Fairness>,
     pub all_ok: bool,
     pub conns: Vec<ConnReport>,
     pub intervals: Vec<IntervalSample>,
@@ -255,9 +298,9 @@ impl AppConn {
     }
 }
 
-/// The pattern, long enough that any frame-sized slice at any phase is one `copy`.
+/// The pattern, long enough that a write of 64 KiB at any phase is one slice of it.
 fn pattern() -> Vec<u8> {
-    (0..(PATTERN_MOD as usize * 16 + 4096))
+    (0..(PATTERN_MOD as usize + (64 << 10)))
         .map(|i| (i as u64 % PATTERN_MOD) as u8)
         .collect()
 }
@@ -430,23 +473,25 @@ impl TcpApp for SendApp {
                     let space = x.send_space() as u64;
                     let n = left.min(space) as usize;
                     if n > 0 {
-                        let pat = &self.payload;
-                        let file = self.file;
-                        let mut pos = c.bytes;
-                        let got = stack.write_with(c.id, n, &mut |dst: &mut [u8]| {
-                            let len = dst.len();
-                            if file {
-                                let plen = pat.len() as u64;
-                                for b in dst.iter_mut() {
-                                    *b = pat[(pos % plen) as usize];
-                                    pos += 1;
-                                }
-                            } else {
-                                let phase = (pos % PATTERN_MOD) as usize;
-                                dst.copy_from_slice(&pat[phase..phase + len]);
-                                pos += len as u64;
+                        // The stream is `payload` repeated (the file's whole length, or the
+                        // pattern's period), so every write is a slice of it: `write` copies
+                        // and checksums it in one pass.
+                        let period = if self.file {
+                            self.payload.len() as u64
+                        } else {
+                            PATTERN_MOD
+                        };
+                        let mut got = 0usize;
+                        while got < n {
+                            let at = ((c.bytes + got as u64) % period) as usize;
+                            let rest = &self.payload[at..];
+                            let chunk = &rest[..rest.len().min(n - got)];
+                            let w = stack.write(c.id, chunk);
+                            got += w;
+                            if w < chunk.len() {
+                                break;
                             }
-                        });
+                        }
                         c.bytes += got as u64;
                     }
                 }
@@ -612,6 +657,7 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
         cc,
         rcvbuf,
         sndbuf,
+        notsent_lowat: parse_count(&a.notsent_lowat)?.min(1 << 30) as u32,
         nagle: a.nagle,
         pacing: !a.no_pacing,
         // IPv4 + TCP headers without options: 40 bytes (RFC 9293 §3.7.1).
@@ -721,6 +767,7 @@ fn totals(
         goodput_bps: bytes as f64 * 8.0 / elapsed.max(1e-9),
         retrans_segs: reports.iter().map(|r| r.counters.retrans_segs).sum(),
         rtt: rtt_summary(&all),
+        fairness: fairness(&reports),
         all_ok: completed == want,
         conns: reports,
         intervals: series,
@@ -751,6 +798,17 @@ fn print_text(r: &TcpReport) {
         r.rtt.max_us,
         r.rtt.samples
     );
+    if let Some(f) = &r.fairness {
+        println!(
+            "  per connection Mbit/s: min {:.1} p10 {:.1} p50 {:.1} p90 {:.1} max {:.1}, Jain's fairness index {:.3}",
+            f.min_bps / 1e6,
+            f.p10_bps / 1e6,
+            f.p50_bps / 1e6,
+            f.p90_bps / 1e6,
+            f.max_bps / 1e6,
+            f.jain
+        );
+    }
     if let Some(g) = &r.poller.gro {
         println!(
             "  GRO: {} frames in: {} in {} merged packets, {} alone",
@@ -760,6 +818,13 @@ fn print_text(r: &TcpReport) {
             g.singles_out
         );
     }
+    let cpu = &r.poller.cpu;
+    println!(
+        "  poller CPU: user {:.2} s, system {:.2} s ({:.2} s user per GiB; on veth the system time includes the peer's receive)",
+        cpu.user_s,
+        cpu.sys_s,
+        cpu.user_s / (r.bytes.max(1) as f64 / (1u64 << 30) as f64)
+    );
     let x = &r.poller.xdp_statistics;
     if x.rx_dropped + x.rx_ring_full > 0 {
         println!(

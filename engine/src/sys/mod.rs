@@ -567,6 +567,34 @@ impl XskSocket {
     }
 }
 
+/// CPU time the calling thread has used, user and system, from `getrusage(RUSAGE_THREAD)`:
+/// what a poller costs, separate from the wall clock (on veth the system part includes the
+/// receiver's softirq, which runs in the sender's `sendto`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct ThreadCpu {
+    /// Seconds in user space.
+    pub user_s: f64,
+    /// Seconds in the kernel.
+    pub sys_s: f64,
+}
+
+/// The calling thread's CPU time so far (zeros if the kernel refuses, which it does not).
+pub fn thread_cpu() -> ThreadCpu {
+    // SAFETY: an all-zero `rusage` is a valid value of that plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one `rusage` through the pointer, which points at a local of
+    // exactly that type that lives across the call.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    if rc != 0 {
+        return ThreadCpu::default();
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    ThreadCpu {
+        user_s: secs(ru.ru_utime),
+        sys_s: secs(ru.ru_stime),
+    }
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock latency probes carry.
 ///
 /// It is the clock `std::time::Instant` reads on Linux, so instants and probe timestamps

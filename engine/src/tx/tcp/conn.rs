@@ -98,6 +98,34 @@ pub enum CaState {
     Loss,
 }
 
+/// Where the bytes of a write come from.
+pub(crate) enum WriteSrc<'a> {
+    /// A slice, consumed from the front: copied and summed in one pass
+    /// ([`checksum::copy_and_sum`]).
+    Bytes(&'a [u8]),
+    /// Written in place by the application, called once per frame with the exact room to
+    /// fill (it must fill all of it); summed after.
+    Fill(&'a mut dyn FnMut(&mut [u8])),
+}
+
+impl WriteSrc<'_> {
+    /// Fills `dst` with the next `dst.len()` bytes and returns their partial sum.
+    fn put(&mut self, dst: &mut [u8]) -> u32 {
+        match self {
+            WriteSrc::Bytes(b) => {
+                let n = dst.len().min(b.len());
+                let (now, rest) = b.split_at(n);
+                *b = rest;
+                checksum::copy_and_sum(dst, now, 0)
+            }
+            WriteSrc::Fill(f) => {
+                f(dst);
+                checksum::sum(dst, 0)
+            }
+        }
+    }
+}
+
 /// Per-connection settings.
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
@@ -109,6 +137,14 @@ pub struct ConnConfig {
     /// Send buffer in bytes: what `write` accepts beyond snd_una. Default 4 MiB (the
     /// kernel's `tcp_wmem[2]`).
     pub sndbuf: u32,
+    /// Unsent bytes (written, not yet sent) beyond which `write` takes no more, the
+    /// kernel's `TCP_NOTSENT_LOWAT`; 0 = no limit (the kernel's default). Default 128 KiB:
+    /// data written megabytes ahead of its transmission has left the CPU's caches by the
+    /// time its frame, its parked-frame slot and its queue entry are touched again, so
+    /// keeping the unsent part small keeps the send path's working set in cache without
+    /// limiting what is in flight (that is `sndbuf`'s and cwnd's). Measured in
+    /// docs/PERFORMANCE.md ("Unsent data kept small").
+    pub notsent_lowat: u32,
     /// Nagle's algorithm (RFC 9293 §3.7.4). Off by default: skiff is a traffic tool, and
     /// its writes are large (the kernel's `TCP_NODELAY`).
     pub nagle: bool,
@@ -128,6 +164,7 @@ impl Default for ConnConfig {
             cc: CcKind::Cubic,
             rcvbuf: 4 << 20,
             sndbuf: 4 << 20,
+            notsent_lowat: 128 << 10,
             nagle: false,
             pacing: true,
             mss: 1460,
@@ -695,14 +732,29 @@ impl Conn {
         limit.min(TCP_LIMIT_OUTPUT_BYTES / mss) as u32
     }
 
-    /// Bytes the application may still write: the send buffer's free space.
+    /// Bytes the application may still write: the send buffer's free space, and no more
+    /// than brings the unsent bytes to `notsent_lowat`. As the kernel's `tcp_poll` does,
+    /// a connection with a low-water mark is writable again only once its unsent bytes
+    /// fall below half of it, and then for whole segments (so writes do not leave a short
+    /// segment at the tail of every round).
     pub fn send_space(&self) -> u32 {
         if !matches!(self.state, State::Established | State::CloseWait) || self.fin_queued {
             return 0;
         }
-        self.cfg
+        let space = self
+            .cfg
             .sndbuf
-            .saturating_sub(self.write_seq.since(self.snd_una))
+            .saturating_sub(self.write_seq.since(self.snd_una));
+        let unsent = self.write_seq.since(self.snd_nxt);
+        match self.cfg.notsent_lowat {
+            0 => space,
+            l if unsent.saturating_mul(2) >= l => 0,
+            l => {
+                let mss = u32::from(self.mss.max(1));
+                let room = (l - unsent) / mss * mss;
+                space.min(room.max(mss))
+            }
+        }
     }
 
     /// Bytes readable in order.
@@ -727,16 +779,10 @@ impl Conn {
         self.rcvq.len() + self.ooo.len()
     }
 
-    /// Appends up to `max` payload bytes produced by `fill` (called once per frame with the
-    /// room to fill; it must fill all of it) to the send queue, filling the tail segment
-    /// first if it was not sent yet (`tcp_sendmsg`'s `skb_tailroom` case). Returns the
-    /// bytes taken (0 when the buffer or the frame pool is full).
-    pub(crate) fn write(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        max: usize,
-        fill: &mut dyn FnMut(&mut [u8]),
-    ) -> usize {
+    /// Appends up to `max` payload bytes from `src` to the send queue, filling the tail
+    /// segment first if it was not sent yet (`tcp_sendmsg`'s `skb_tailroom` case). Returns
+    /// the bytes taken (0 when the buffer or the frame pool is full).
+    pub(crate) fn write(&mut self, ctx: &mut Ctx<'_>, max: usize, src: &mut WriteSrc<'_>) -> usize {
         let max = max.min(self.send_space() as usize);
         let mut done = 0usize;
         let off = self.hdr_len as usize;
@@ -752,8 +798,7 @@ impl Conn {
                     ctx.area.build(frame, |buf| {
                         let end = (start + n).min(buf.len());
                         if let Some(dst) = buf.get_mut(start..end) {
-                            fill(dst);
-                            part = checksum::sum(dst, 0);
+                            part = src.put(dst);
                         }
                         end
                     });
@@ -779,8 +824,7 @@ impl Conn {
                 let end = (off + n).min(buf.len());
                 match buf.get_mut(off..end) {
                     Some(dst) => {
-                        fill(dst);
-                        sum = checksum::sum(dst, 0);
+                        sum = src.put(dst);
                         end
                     }
                     None => 0,

@@ -13,7 +13,7 @@ use std::{
 use super::stack::{Stack, TxFrame};
 use crate::{
     rx::gro::{Gro, GroConfig, GroCounters, GroPacket},
-    sys::{monotonic_ns, Frame, XdpStatistics},
+    sys::{self, monotonic_ns, Frame, ThreadCpu, XdpStatistics},
     tx::qdisc::{Qdisc, QdiscStats},
     xsk::XskQueue,
 };
@@ -101,6 +101,9 @@ pub struct TcpRunReport {
     /// The socket's XDP_STATISTICS at the end: frames the kernel dropped because the RX
     /// ring was full or the fill ring empty show here, not in TCP's counters.
     pub xdp_statistics: XdpStatistics,
+    /// The poller thread's CPU time over the run (`getrusage(RUSAGE_THREAD)`), the drain
+    /// at the end included.
+    pub cpu: ThreadCpu,
 }
 
 /// Runs the poller until the application is done, `stop` is set or the deadline passes.
@@ -115,6 +118,7 @@ pub fn run_tcp(
     stop: &AtomicBool,
 ) -> TcpRunReport {
     let start = Instant::now();
+    let cpu0 = sys::thread_cpu();
     let origin_ns = monotonic_ns();
     let mut c = TcpRunCounters::default();
     let mut rx: Vec<Frame> = Vec::with_capacity(cfg.budget);
@@ -269,5 +273,12 @@ pub fn run_tcp(
         elapsed_s: start.elapsed().as_secs_f64(),
         gro: gro.map(|g| *g.counters()),
         xdp_statistics: q.statistics(),
+        cpu: {
+            let end = sys::thread_cpu();
+            ThreadCpu {
+                user_s: end.user_s - cpu0.user_s,
+                sys_s: end.sys_s - cpu0.sys_s,
+            }
+        },
     }
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use super::{
-    conn::{CloseReason, Conn, ConnConfig, Endpoints, Payload, State, SynInfo},
+    conn::{CloseReason, Conn, ConnConfig, Endpoints, Payload, State, SynInfo, WriteSrc},
     frames::FrameRefs,
     Seq,
 };
@@ -432,13 +432,13 @@ impl Stack {
     }
 
     /// Writes `data`; returns the bytes taken (0: the send buffer or the pool is full).
+    /// The bytes are copied into UMEM frames and summed for the checksum in one pass.
     pub fn write(&mut self, id: ConnId, data: &[u8]) -> usize {
-        let mut at = 0usize;
-        self.write_with(id, data.len(), &mut |dst: &mut [u8]| {
-            let n = dst.len();
-            dst.copy_from_slice(&data[at..at + n]);
-            at += n;
-        })
+        let (mut ctx, conns) = self.split();
+        match conns.get_mut(id as usize).and_then(Option::as_mut) {
+            Some(c) => c.write(&mut ctx, data.len(), &mut WriteSrc::Bytes(data)),
+            None => 0,
+        }
     }
 
     /// Writes up to `max` bytes produced in place by `fill` (called per frame with the
@@ -446,7 +446,7 @@ impl Stack {
     pub fn write_with(&mut self, id: ConnId, max: usize, fill: &mut dyn FnMut(&mut [u8])) -> usize {
         let (mut ctx, conns) = self.split();
         match conns.get_mut(id as usize).and_then(Option::as_mut) {
-            Some(c) => c.write(&mut ctx, max, fill),
+            Some(c) => c.write(&mut ctx, max, &mut WriteSrc::Fill(fill)),
             None => 0,
         }
     }

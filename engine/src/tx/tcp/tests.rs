@@ -966,6 +966,33 @@ fn gso_large_write_consecutive_seq_and_ip_ids() {
     assert_eq!(h.conn(&c).info().cwnd, 20);
 }
 
+#[test]
+fn notsent_lowat_takes_whole_segments_and_reopens_below_half() {
+    // TCP_NOTSENT_LOWAT of 20 segments; cwnd 10 sends 10 of what is written.
+    let lowat = 20 * MSS_TS;
+    let mut h = Harness::with(|cfg| cfg.conn.notsent_lowat = lowat as u32);
+    let c = h.active_open(ALL_OPTS);
+    assert_eq!(h.conn(&c).send_space() as usize, lowat, "nothing unsent yet");
+    // write(50 × 1448) takes 20 segments' worth (the low-water mark), not the send buffer.
+    let payload = data(50 * MSS_TS, 5);
+    assert_eq!(h.stack.write(c.id, &payload), lowat);
+    // > 10 segments (cwnd 10): 10 unsent = half the mark, so not writable yet.
+    assert_eq!(h.out().len(), 10);
+    assert_eq!(h.conn(&c).send_space(), 0, "unsent is half the mark");
+    h.complete_all();
+    h.wait_ms(10);
+    // < . ack 1449: one segment ACKed; cwnd 11 sends 2 more, 8 unsent < half the mark.
+    h.ack(&c, 1 + MSS_TS as u32, 2000, &[]);
+    assert_eq!(h.out().len(), 2);
+    // Writable again, for whole segments only: 12 segments up to the mark.
+    assert_eq!(h.conn(&c).send_space() as usize, 12 * MSS_TS);
+    assert_eq!(h.stack.write(c.id, &payload[lowat..]), 12 * MSS_TS);
+    // A mark of 0 is the kernel's default: the send buffer alone limits.
+    let mut h = Harness::with(|cfg| cfg.conn.notsent_lowat = 0);
+    let c = h.active_open(ALL_OPTS);
+    assert_eq!(h.stack.write(c.id, &payload), payload.len());
+}
+
 // ----- 3. close -----
 
 #[test]
