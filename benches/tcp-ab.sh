@@ -17,15 +17,11 @@ B=${B:-target/release/skiff}
 runs=${1:-3}
 conns=${2:-1}
 bytes=${3:-1G}
-name="sktab$$"; name=${name:0:11}
-"$A" testbed up --name "$name" >/dev/null
-tmp=$(mktemp -d)
-trap '"$A" testbed down --name "$name" >/dev/null; rm -rf "$tmp"' EXIT
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+testbed_up "$A" sktab
 ip netns exec "$name-b" ethtool -K "$name-b" tx off >/dev/null
-n=$(python3 -c "
-import re,sys
-m=re.fullmatch(r'(\d+)([KMG]?)', sys.argv[1])
-print(int(m[1]) << {'':0,'K':10,'M':20,'G':30}[m[2]])" "$bytes")
+n=$(parse_bytes "$bytes")
 
 one() { # BIN ARGS OUT: one transfer; the JSON report lands in OUT
     local bin=$1 args=$2 out=$3

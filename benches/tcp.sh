@@ -24,10 +24,9 @@ cd "$(dirname "$0")/.."
 SKIFF=${SKIFF:-target/release/skiff}
 runs=${1:-3}
 bytes=${2:-1G}
-name="sktcp$$"; name=${name:0:11}
-"$SKIFF" testbed up --name "$name" >/dev/null
-tmp=$(mktemp -d)
-trap '"$SKIFF" testbed down --name "$name" >/dev/null; rm -rf "$tmp"' EXIT
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+testbed_up "$SKIFF" sktcp
 ip netns exec "$name-b" ethtool -K "$name-b" tx off ${PEER_GRO:+gro on} >/dev/null
 if [ -n "${PEER_THREADED:-}" ]; then
     # veth has NAPI (and so a kthread to move) once GRO or XDP is on.
@@ -38,7 +37,7 @@ if [ -n "${PEER_THREADED:-}" ]; then
     ip netns exec "$name-a" sh -c "echo 1 >/sys/class/net/$name-a/threaded"
     ip netns exec "$name-b" sh -c "echo 1 >/sys/class/net/$name-b/threaded"
 fi
-nbytes=$(python3 -c "import sys; s=sys.argv[1]; m={'K':1<<10,'M':1<<20,'G':1<<30}; print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s))" "$bytes")
+nbytes=$(parse_bytes "$bytes")
 # Waits (up to 10 s) for a server's ready file $1, then removes it for the next one.
 wait_ready() {
     for _ in $(seq 100); do [ -e "$1" ] && break; sleep 0.1; done

@@ -972,7 +972,11 @@ fn notsent_lowat_takes_whole_segments_and_reopens_below_half() {
     let lowat = 20 * MSS_TS;
     let mut h = Harness::with(|cfg| cfg.conn.notsent_lowat = lowat as u32);
     let c = h.active_open(ALL_OPTS);
-    assert_eq!(h.conn(&c).send_space() as usize, lowat, "nothing unsent yet");
+    assert_eq!(
+        h.conn(&c).send_space() as usize,
+        lowat,
+        "nothing unsent yet"
+    );
     // write(50 × 1448) takes 20 segments' worth (the low-water mark), not the send buffer.
     let payload = data(50 * MSS_TS, 5);
     assert_eq!(h.stack.write(c.id, &payload), lowat);
