@@ -64,5 +64,5 @@ for side in "ab":
     cpu[side] = statistics.median(u)
     print(f"{side.upper()} median: {med[side]:.3f} Gbit/s, retransmissions {statistics.median(r)}, "
           f"poller user CPU {cpu[side]:.3f} s/GiB")
-print(f"B / A = {med['b'] / med['a']:.2f}x goodput, {cpu['b'] / cpu['a']:.2f}x user CPU per byte")
+print(f"B / A = {med['b'] / med['a']:.2f}x goodput, {cpu['b'] / cpu['a'] if cpu['a'] else float('nan'):.2f}x user CPU per byte")
 PY
