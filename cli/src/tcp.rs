@@ -459,7 +459,7 @@ impl TcpApp for SendApp {
                 continue;
             };
             let st = x.state();
-            c.cwnd_max = c.cwnd_max.max(x.info().cwnd);
+            c.cwnd_max = c.cwnd_max.max(x.cwnd());
             if st == State::Established && !c.closing {
                 if c.bytes == 0 {
                     c.start = now;
@@ -585,7 +585,7 @@ impl TcpApp for RecvApp {
                 c.done = true;
                 continue;
             };
-            c.cwnd_max = c.cwnd_max.max(x.info().cwnd);
+            c.cwnd_max = c.cwnd_max.max(x.cwnd());
             if x.at_eof() && !c.closing {
                 c.end = Some(now);
                 stack.close(c.id);

@@ -45,8 +45,8 @@ pub fn copy_and_sum(dst: &mut [u8], src: &[u8], initial: u32) -> u32 {
         }
     }
     dst_rest.copy_from_slice(src_rest);
-    // Each lane holds at most 2^26 / 64 words of 2^32 − 1 for any frame-sized input; their
-    // sum fits 64 bits for inputs up to 2^32 words, as in `sum`.
+    // Every word of the input is added once, into one lane or into `sum_words`: at most
+    // 2^32 words of at most 2^32 − 1 fit 64 bits, as in `sum` (16 GiB of input).
     let acc: u64 = lanes.iter().sum();
     finish(acc + sum_words(src_rest), initial)
 }

@@ -23,7 +23,7 @@ use super::{
     ooo::{Insert, OooQueue, Refused},
     rack::{Rack, Verdict},
     rtt::RttEstimator,
-    sack::Scoreboard,
+    sack,
     stack::{write_ip_tcp, Ctx, TxFrame},
     Seq,
 };
@@ -402,7 +402,6 @@ pub struct Conn {
     retrans_out: u32,
     cc: Box<dyn CongestionControl>,
     rtt: RttEstimator,
-    sb: Scoreboard,
     /// RACK loss detection (RFC 8985).
     rack: Rack,
     /// Segments transmitted so far: the last one's [`Seg::order`].
@@ -551,7 +550,6 @@ impl Conn {
             retrans_out: 0,
             cc: cc::new_cc(cfg.cc),
             rtt: RttEstimator::new(),
-            sb: Scoreboard::default(),
             rack: Rack::new(iss),
             tx_order: 0,
             rack_at: None,
@@ -685,12 +683,18 @@ impl Conn {
         self.rtt_hist.as_ref()
     }
 
+    /// The congestion window, segments: what [`Conn::info`] reports as `cwnd`, without
+    /// building the rest of the snapshot (an application that tracks it every round).
+    pub fn cwnd(&self) -> u32 {
+        self.cc.cwnd()
+    }
+
     /// A `tcp_info`-like snapshot.
     pub fn info(&self) -> ConnInfo {
         ConnInfo {
             state: self.state,
             ca_state: self.ca_state,
-            cwnd: self.cc.cwnd(),
+            cwnd: self.cwnd(),
             ssthresh: self.cc.ssthresh(),
             srtt_us: self.rtt.srtt_us(),
             rttvar_us: self.rtt.rttvar_us(),
@@ -1407,8 +1411,9 @@ impl Conn {
             let blocks = h.options.sack_blocks();
             if !blocks.is_empty() {
                 self.counters.sack_blocks_in += blocks.len() as u64;
-                let upd = self.sb.on_ack(ack, blocks, self.snd_una, self.snd_nxt);
-                if upd.dsack {
+                // Blocks are validated where they are applied (`mark_sacked`), per segment;
+                // the D-SACK test needs only this ACK.
+                if sack::is_dsack(ack, blocks) {
                     self.counters.dsacks_in += 1;
                     // A duplicate loss probe says nothing about reordering (the kernel's
                     // FLAG_DSACK_TLP); any other D-SACK widens RACK's window.
@@ -1536,7 +1541,6 @@ impl Conn {
         if self.snd_nxt.lt(ack) {
             self.snd_nxt = ack;
         }
-        self.sb.advance(ack);
         if let Some(r) = rtt_sample {
             let r = r.clamp(1, u32::MAX as u64) as u32;
             self.rtt.sample(r, now);
@@ -1578,7 +1582,6 @@ impl Conn {
                     self.cc.on_recovery_end();
                     self.prr = None;
                     self.ca_state = CaState::Open;
-                    self.sb.reset();
                     self.rack.on_recovery_exit();
                     self.undo.marker = None;
                 } else {

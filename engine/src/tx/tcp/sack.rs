@@ -4,10 +4,11 @@
 //! (`tcp_is_sackblock_valid`, `tcp_sacktag_write_queue` in `net/ipv4/tcp_input.c`) and
 //! D-SACKs are recognised as RFC 2883 §4 and the kernel's `tcp_check_dsack` do.
 //!
-//! [`super::conn`] finds losses with RACK ([`super::rack`]) and counts in segments, so it
-//! uses the scoreboard for block validation, D-SACK recognition and the highest SACK
-//! only; the RFC 6675 queries (`is_lost`, `next_lost`, `pipe`, `high_rxt`) are kept,
-//! tested, for a sender that recovers by RFC 6675 alone, and no path calls them now.
+//! [`super::conn`] finds losses with RACK ([`super::rack`]) and keeps SACK state per
+//! segment in its retransmit queue, so of this module it uses only [`is_dsack`]. The
+//! scoreboard is kept, tested, for a sender that recovers by RFC 6675 alone; no data path
+//! keeps one now (a connection used to update it on every ACK and read nothing but the
+//! D-SACK flag from it).
 //!
 //! The scoreboard keeps byte ranges, not per-segment marks: a sorted list of disjoint,
 //! non-touching `[start, end)` ranges with `SND.UNA < start < end <= SND.NXT`. The list is
@@ -364,7 +365,7 @@ impl Scoreboard {
 /// `tcp_check_dsack`: the first block starts below the cumulative ACK (RFC 2883 §4.1.1,
 /// §4.1.2), or lies inside the second (§4.1.3); and `tcp_dsack_seen` drops reversed or
 /// over-long ones as dubious.
-fn is_dsack(ack: Seq, blocks: &[(Seq, Seq)]) -> bool {
+pub(crate) fn is_dsack(ack: Seq, blocks: &[(Seq, Seq)]) -> bool {
     let Some(&(s0, e0)) = blocks.first() else {
         return false;
     };
