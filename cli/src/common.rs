@@ -110,6 +110,24 @@ pub fn parse_count(s: &str) -> Result<u64> {
     Ok(v as u64)
 }
 
+/// Parses a size in bytes: `1048576`, `64K`, `4M`, `1G`. K, M and G are 1024-based, as in
+/// iperf3's `-n` and `-w` and the kernel's buffer sysctls: `--bytes 1G` is 2^30 bytes. (Counts
+/// of packets, [`parse_count`], are 1000-based.)
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, shift) = match t.chars().last() {
+        Some('k') | Some('K') => (&t[..t.len() - 1], 10),
+        Some('m') | Some('M') => (&t[..t.len() - 1], 20),
+        Some('g') | Some('G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|v| v.checked_mul(1 << shift))
+        .ok_or_else(|| anyhow::anyhow!("bad size {s:?} (bytes: e.g. 1048576, 64K, 4M, 1G)"))
+}
+
 /// Fails with the capabilities this process lacks, named.
 pub fn require_caps() -> Result<()> {
     let missing = skiff_engine::netdev::missing_caps();
@@ -232,6 +250,17 @@ mod tests {
         }
         assert_eq!(parse_count("10k").unwrap(), 10_000);
         assert!(parse_count("1.5").is_err());
+    }
+
+    #[test]
+    fn sizes_are_1024_based() {
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("128K").unwrap(), 128 << 10);
+        assert_eq!(parse_size("4m").unwrap(), 4 << 20);
+        assert_eq!(parse_size("1000000").unwrap(), 1_000_000);
+        for bad in ["1.5G", "-1", "G", "4T", ""] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ use skiff_engine::{
 };
 
 use crate::{
-    common::{parse_count, parse_duration, require_caps},
+    common::{parse_duration, parse_size, require_caps},
     datapath::{self, DataPathArgs},
 };
 
@@ -79,10 +79,10 @@ pub struct TcpCommon {
     /// in-order run of a flow within a poll round, as the kernel's NAPI does).
     #[arg(long)]
     pub no_gro: bool,
-    /// Receive buffer per connection, bytes (e.g. 4M).
+    /// Receive buffer per connection, bytes (K, M, G are 1024-based: 4M = 4 MiB).
     #[arg(long, default_value = "4M")]
     pub rcvbuf: String,
-    /// Send buffer per connection, bytes.
+    /// Send buffer per connection, bytes (1024-based suffixes).
     #[arg(long, default_value = "4M")]
     pub sndbuf: String,
     /// Unsent bytes per connection beyond which no more is written (TCP_NOTSENT_LOWAT;
@@ -111,7 +111,7 @@ pub struct SendArgs {
     /// Destination IP:PORT.
     #[arg(long)]
     pub dst: String,
-    /// Bytes to send per connection (e.g. 1G, 100M).
+    /// Bytes to send per connection (e.g. 1G = 2^30, 100M; 1024-based as in iperf3).
     #[arg(long, conflicts_with = "duration")]
     pub bytes: Option<String>,
     /// Send for this long instead of a byte count.
@@ -135,7 +135,7 @@ pub struct RecvArgs {
     /// Connections to serve before exiting.
     #[arg(long, default_value_t = 1)]
     pub conns: u32,
-    /// Bytes each connection must deliver (checked when given).
+    /// Bytes each connection must deliver (checked when given; 1024-based suffixes).
     #[arg(long)]
     pub expect_bytes: Option<String>,
     /// Do not check the pattern.
@@ -650,14 +650,14 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
         .map(|g| g.parse::<std::net::Ipv4Addr>().map(|x| x.octets()))
         .transpose()
         .context("bad --gateway")?;
-    let rcvbuf = parse_count(&a.rcvbuf)?.clamp(16 << 10, 1 << 30) as u32;
-    let sndbuf = parse_count(&a.sndbuf)?.clamp(16 << 10, 1 << 30) as u32;
+    let rcvbuf = parse_size(&a.rcvbuf)?.clamp(16 << 10, 1 << 30) as u32;
+    let sndbuf = parse_size(&a.sndbuf)?.clamp(16 << 10, 1 << 30) as u32;
     let mtu = netdev::mtu(&plan.ifname).unwrap_or(1500);
     let conn = ConnConfig {
         cc,
         rcvbuf,
         sndbuf,
-        notsent_lowat: parse_count(&a.notsent_lowat)?.min(1 << 30) as u32,
+        notsent_lowat: parse_size(&a.notsent_lowat)?.min(1 << 30) as u32,
         nagle: a.nagle,
         pacing: !a.no_pacing,
         // IPv4 + TCP headers without options: 40 bytes (RFC 9293 §3.7.1).
@@ -884,7 +884,7 @@ fn send(a: SendArgs) -> Result<()> {
         bail!("bad --conns {}: 1 to 20000", a.conns);
     }
     let target = match (&a.bytes, &a.duration) {
-        (Some(b), _) => Some(parse_count(b)?),
+        (Some(b), _) => Some(parse_size(b).context("--bytes")?),
         (None, Some(_)) => None,
         (None, None) => bail!("give --bytes N or --duration D"),
     };
@@ -955,7 +955,7 @@ fn recv(a: RecvArgs) -> Result<()> {
     if a.conns == 0 || a.conns > 20_000 {
         bail!("bad --conns {}: 1 to 20000", a.conns);
     }
-    let expect = a.expect_bytes.as_deref().map(parse_count).transpose()?;
+    let expect = a.expect_bytes.as_deref().map(parse_size).transpose()?;
     let mut s = setup(&a.common)?;
     s.stack
         .listen(a.listen, (a.conns as usize).max(128))
