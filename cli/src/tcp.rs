@@ -27,7 +27,7 @@ use skiff_engine::{
             cc::CcKind,
             conn::{CloseReason, ConnConfig, ConnCounters, ConnInfo, State},
             run::{run_tcp, TcpApp, TcpRunConfig, TcpRunReport},
-            stack::{ConnId, Stack, StackConfig, TcpCounters},
+            stack::{ConnId, Stack, StackConfig, TcpCounters, DEFAULT_SWEEP_US},
         },
     },
     wire::parse_mac,
@@ -280,6 +280,8 @@ struct AppConn {
     bad_at: Option<u64>,
     cwnd_max: u32,
     report: Option<ConnReport>,
+    /// The round this connection was last put on the round's list (no duplicates).
+    listed: u64,
 }
 
 impl AppConn {
@@ -294,6 +296,60 @@ impl AppConn {
             bad_at: None,
             cwnd_max: 0,
             report: None,
+            listed: 0,
+        }
+    }
+}
+
+/// Which of the application's connections to look at in a round: the ones the stack
+/// names in [`Stack::take_events`], new ones, and any the application adds, each once. A
+/// round's work follows what happened, not how many connections there are.
+#[derive(Debug, Default)]
+struct Ready {
+    /// Position in the application's connection list by `ConnId`; `u32::MAX`: not ours.
+    index: Vec<u32>,
+    events: Vec<ConnId>,
+    round: u64,
+    /// This round's positions.
+    list: Vec<usize>,
+}
+
+impl Ready {
+    /// Starts a round: the stack's events, mapped to positions in `conns`.
+    fn begin(&mut self, stack: &mut Stack, conns: &mut [AppConn]) {
+        self.round += 1;
+        self.list.clear();
+        stack.take_events(&mut self.events);
+        for k in 0..self.events.len() {
+            let id = self.events[k];
+            if let Some(&pos) = self.index.get(id as usize) {
+                self.add(conns, pos as usize);
+            }
+        }
+        self.events.clear();
+    }
+
+    /// The connection just pushed onto `conns`: ours from now on, and looked at this
+    /// round.
+    fn track_last(&mut self, conns: &mut [AppConn]) {
+        let Some(pos) = conns.len().checked_sub(1) else {
+            return;
+        };
+        let id = conns[pos].id as usize;
+        if self.index.len() <= id {
+            self.index.resize(id + 1, u32::MAX);
+        }
+        self.index[id] = pos as u32;
+        self.add(conns, pos);
+    }
+
+    /// Looks at `pos` this round.
+    fn add(&mut self, conns: &mut [AppConn], pos: usize) {
+        if let Some(c) = conns.get_mut(pos) {
+            if c.listed != self.round && !c.done {
+                c.listed = self.round;
+                self.list.push(pos);
+            }
         }
     }
 }
@@ -431,15 +487,26 @@ struct SendApp {
     file: bool,
     series: Series,
     error: Option<String>,
+    ready: Ready,
+    /// Connections whose transfer ended and that wait for the peer's FIN, at most
+    /// `PEER_FIN_WAIT`: looked at every round, since only time may end their wait.
+    lingering: Vec<usize>,
+    /// `--duration` ran out and every connection was told.
+    time_up_seen: bool,
+    done: usize,
 }
 
 impl TcpApp for SendApp {
     fn on_round(&mut self, stack: &mut Stack, now: Instant) -> bool {
+        self.ready.begin(stack, &mut self.conns);
         // Open connections (a few per round, so a thousand SYNs do not leave at once).
         let mut burst = 64;
         while self.opened < self.want && burst > 0 {
             match stack.connect(self.remote) {
-                Ok(id) => self.conns.push(AppConn::new(id, now)),
+                Ok(id) => {
+                    self.conns.push(AppConn::new(id, now));
+                    self.ready.track_last(&mut self.conns);
+                }
                 Err(e) => {
                     self.error = Some(format!("connect: {e}"));
                     return false;
@@ -449,13 +516,22 @@ impl TcpApp for SendApp {
             burst -= 1;
         }
         let time_up = self.until.is_some_and(|u| now >= u);
-        let mut all_done = self.opened == self.want;
-        for c in &mut self.conns {
-            if c.done {
-                continue;
+        if time_up && !self.time_up_seen {
+            // The one moment every connection has something to do without an event.
+            self.time_up_seen = true;
+            for pos in 0..self.conns.len() {
+                self.ready.add(&mut self.conns, pos);
             }
+        }
+        for pos in std::mem::take(&mut self.lingering) {
+            self.ready.add(&mut self.conns, pos);
+        }
+        for k in 0..self.ready.list.len() {
+            let pos = self.ready.list[k];
+            let c = &mut self.conns[pos];
             let Some(x) = stack.conn(c.id) else {
                 c.done = true;
+                self.done += 1;
                 continue;
             };
             let st = x.state();
@@ -532,13 +608,14 @@ impl TcpApp for SendApp {
                 .is_some_and(|e| now.duration_since(e) >= PEER_FIN_WAIT);
             if st == State::Closed || (fin_acked && (st == State::TimeWait || waited_out)) {
                 c.done = true;
+                self.done += 1;
                 finish_conn(stack, c, now, false);
-            } else {
-                all_done = false;
+            } else if c.end.is_some() {
+                self.lingering.push(pos);
             }
         }
         self.series.tick(now, stack, &self.conns, "send");
-        !(all_done && self.conns.iter().all(|c| c.done))
+        !(self.opened == self.want && self.done == self.conns.len())
     }
 }
 
@@ -549,17 +626,20 @@ struct RecvApp {
     check: bool,
     pattern: Vec<u8>,
     series: Series,
+    ready: Ready,
+    done: u32,
 }
 
 impl TcpApp for RecvApp {
     fn on_round(&mut self, stack: &mut Stack, now: Instant) -> bool {
+        self.ready.begin(stack, &mut self.conns);
         while let Some(id) = stack.accept(self.port) {
             self.conns.push(AppConn::new(id, now));
+            // Data may have come before the accept: looked at at once.
+            self.ready.track_last(&mut self.conns);
         }
-        for c in &mut self.conns {
-            if c.done {
-                continue;
-            }
+        for k in 0..self.ready.list.len() {
+            let c = &mut self.conns[self.ready.list[k]];
             let pat = &self.pattern;
             let check = self.check;
             let mut pos = c.bytes;
@@ -583,6 +663,7 @@ impl TcpApp for RecvApp {
             c.bad_at = bad;
             let Some(x) = stack.conn(c.id) else {
                 c.done = true;
+                self.done += 1;
                 continue;
             };
             c.cwnd_max = c.cwnd_max.max(x.cwnd());
@@ -594,13 +675,13 @@ impl TcpApp for RecvApp {
             let st = stack.conn(c.id).map(|x| x.state()).unwrap_or(State::Closed);
             if st == State::Closed || (c.closing && st == State::TimeWait) {
                 c.done = true;
+                self.done += 1;
                 c.end.get_or_insert(now);
                 finish_conn(stack, c, now, self.check);
             }
         }
         self.series.tick(now, stack, &self.conns, "recv");
-        let finished = self.conns.iter().filter(|c| c.done).count() as u32;
-        finished < self.want
+        self.done < self.want
     }
 }
 
@@ -687,6 +768,7 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
             conn,
             max_syn_backlog: 1024,
             reserve_frames: reserve,
+            sweep_us: DEFAULT_SWEEP_US,
         },
         q.area_shared(),
         frames,
@@ -825,6 +907,19 @@ fn print_text(r: &TcpReport) {
         cpu.sys_s,
         cpu.user_s / (r.bytes.max(1) as f64 / (1u64 << 30) as f64)
     );
+    println!(
+        "  poller: {} rounds, {} connection runs ({:.1} per round), {} full walks",
+        r.poller.poller.rounds,
+        r.stack.conn_runs,
+        r.stack.conn_runs as f64 / r.poller.poller.rounds.max(1) as f64,
+        r.stack.sweeps
+    );
+    if r.stack.sweep_found > 0 {
+        println!(
+            "  BUG: the periodic walk found {} connections with work no event had announced (a missed wakeup; they ran late, not wrongly): please report it",
+            r.stack.sweep_found
+        );
+    }
     let x = &r.poller.xdp_statistics;
     if x.rx_dropped + x.rx_ring_full > 0 {
         println!(
@@ -924,6 +1019,10 @@ fn send(a: SendArgs) -> Result<()> {
         file,
         series: Series::new(s.interval, a.common.dp.quiet),
         error: None,
+        ready: Ready::default(),
+        lingering: Vec::new(),
+        time_up_seen: false,
+        done: 0,
     };
     let poller = run_tcp(
         &mut s.q,
@@ -968,6 +1067,8 @@ fn recv(a: RecvArgs) -> Result<()> {
         check: !a.no_check,
         pattern: pattern(),
         series: Series::new(s.interval, a.common.dp.quiet),
+        ready: Ready::default(),
+        done: 0,
     };
     let poller = run_tcp(
         &mut s.q,

@@ -277,10 +277,26 @@ fn kernel_to_skiff(tag: &str, bytes: u64, impair: Option<&[&str]>) -> Value {
     assert_eq!(u(&r, &["bytes"]), bytes, "{r}");
     assert_eq!(r["all_ok"], Value::Bool(true), "{r}");
     assert_eq!(r["conns"][0]["pattern_ok"], Value::Bool(true), "{r}");
+    assert_no_missed_wakeups(&r);
     r
 }
 
+/// The poller runs only connections an event named; its periodic walk of all of them
+/// found none with work no event had announced.
+fn assert_no_missed_wakeups(v: &Value) {
+    assert!(
+        u(v, &["stack", "sweeps"]) > 0,
+        "the safety-net walk never ran: {v}"
+    );
+    assert_eq!(
+        u(v, &["stack", "sweep_found"]),
+        0,
+        "a wakeup was missed: {v}"
+    );
+}
+
 fn assert_exact(sent: &Value, srv: &Value, bytes: u64, conns: u32) {
+    assert_no_missed_wakeups(sent);
     assert_eq!(u(sent, &["conns_completed"]), conns as u64, "skiff: {sent}");
     assert_eq!(u(sent, &["bytes"]), bytes * conns as u64);
     assert_eq!(srv["ok"], Value::Bool(true), "kernel server: {srv}");
@@ -347,6 +363,8 @@ fn skiff_sends_to_skiff_recv_and_both_close_cleanly() {
     assert_eq!(r["conns"][0]["state"], "CLOSED", "{r}");
     assert_eq!(r["conns"][0]["close_reason"], "normal", "{r}");
     assert_closed_by_peer(&sent);
+    assert_no_missed_wakeups(&sent);
+    assert_no_missed_wakeups(&r);
 }
 
 #[test]

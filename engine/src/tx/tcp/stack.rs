@@ -6,7 +6,8 @@
 //! one poller, one UMEM and one qdisc.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, VecDeque},
     hash::BuildHasher,
     net::IpAddr,
     sync::Arc,
@@ -119,6 +120,16 @@ pub struct TcpCounters {
     pub pool_empty: u64,
     /// Times a connection stopped sending because of TCP Small Queues.
     pub tsq_throttled: u64,
+    /// Connections the poller ran because an event named them (input, a write, read or
+    /// close, a frame of theirs completed, a timer due, frames back in the pool they
+    /// waited for): a round's cost follows these, not the table's size.
+    pub conn_runs: u64,
+    /// Full walks of the connection table: the safety net every
+    /// [`StackConfig::sweep_us`], and the walks a neighbour's change forces.
+    pub sweeps: u64,
+    /// Connections a safety-net walk found with work that no event had announced (a
+    /// timer due, or output that went out): 0 unless a wakeup is missing somewhere.
+    pub sweep_found: u64,
 }
 
 /// Per-call context: the stack's shared pieces a connection needs.
@@ -192,6 +203,43 @@ pub struct StackConfig {
     pub max_syn_backlog: usize,
     /// Frames payload may not take: the fill ring's share and control traffic.
     pub reserve_frames: usize,
+    /// The poller runs only the connections an event named; every `sweep_us` µs it walks
+    /// them all and counts any work it finds in [`TcpCounters::sweep_found`]. 100 ms by
+    /// default ([`DEFAULT_SWEEP_US`]); 0 walks every poll (the tests, which assert the
+    /// count stays 0).
+    pub sweep_us: u64,
+}
+
+/// The safety-net walk's period: 100 ms. Half the minimum RTO (200 ms), so a missed
+/// wakeup costs less than a timeout would; at ~50 ns a connection (timers checked, output
+/// with nothing to send) 1000 connections cost 50 µs of it, 0.05 %.
+pub const DEFAULT_SWEEP_US: u64 = 100_000;
+
+/// What the poller knows of one connection slot, beside the connection.
+#[derive(Debug, Clone, Copy)]
+struct Sched {
+    /// On the run list.
+    queued: bool,
+    /// On the application's event list.
+    app_queued: bool,
+    /// Waits for frames in the pool (an ACK or a write found it empty).
+    pool_wait: bool,
+    /// The earliest deadline this slot has on the timer heap, µs; `NOT_ARMED` if none.
+    armed: u64,
+}
+
+/// `Sched::armed` when the slot has no entry on the timer heap.
+const NOT_ARMED: u64 = u64::MAX;
+
+impl Default for Sched {
+    fn default() -> Self {
+        Sched {
+            queued: false,
+            app_queued: false,
+            pool_wait: false,
+            armed: NOT_ARMED,
+        }
+    }
 }
 
 /// A listening port.
@@ -226,6 +274,24 @@ pub struct Stack {
     owner: Vec<u32>,
     /// Scratch: the frames of the segment being processed (one, or a GRO packet's).
     rx_frames: Vec<Frame>,
+    /// Per slot: run list, event list, pool wait, timer (indexed by `ConnId`).
+    sched: Vec<Sched>,
+    /// Connections to run at the next poll: epoll's ready list turned inward.
+    run_q: Vec<ConnId>,
+    /// Connections the application should look at (see [`Stack::take_events`]).
+    app_q: Vec<ConnId>,
+    /// Connections waiting for pool frames.
+    pool_q: Vec<ConnId>,
+    /// Timer deadlines (µs) by connection, earliest first. An entry is pushed only when
+    /// a connection's next deadline moves earlier than the one it has here; one that
+    /// moved later is found out when its entry comes due, and re-armed (the kernel's
+    /// `sk_reset_timer` would modify the timer in place; a heap cannot, cheaply).
+    timers: BinaryHeap<Reverse<(u64, ConnId)>>,
+    /// Stack time of the next safety-net walk, µs.
+    next_sweep_us: u64,
+    /// A walk is owed regardless of the period: a neighbour resolved or failed, and the
+    /// connections that waited for it are not on any list.
+    sweep_now: bool,
 }
 
 /// Why an API call failed.
@@ -285,6 +351,13 @@ impl Stack {
             now_us: 0,
             owner: Vec::new(),
             rx_frames: Vec::new(),
+            sched: Vec::new(),
+            run_q: Vec::new(),
+            app_q: Vec::new(),
+            pool_q: Vec::new(),
+            timers: BinaryHeap::new(),
+            next_sweep_us: 0,
+            sweep_now: false,
             cfg,
         }
     }
@@ -312,6 +385,7 @@ impl Stack {
     /// Adds a permanent neighbour (for `--dst-mac`).
     pub fn add_neighbour(&mut self, ip: IpAddr, mac: [u8; 6]) {
         self.neigh.insert_static(ip, mac);
+        self.sweep_now = true;
     }
 
     /// Frames held by connections (retransmit queues) and in flight.
@@ -360,7 +434,77 @@ impl Stack {
             return id;
         }
         self.conns.push(None);
+        self.sched.push(Sched::default());
         (self.conns.len() - 1) as ConnId
+    }
+
+    /// Puts `id` on the run list for the next poll (which puts it on the application's
+    /// event list when it has run).
+    fn wake(&mut self, id: ConnId) {
+        if let Some(s) = self.sched.get_mut(id as usize) {
+            if !s.queued {
+                s.queued = true;
+                self.run_q.push(id);
+            }
+        }
+    }
+
+    /// Puts `id` on the application's event list.
+    fn wake_app(&mut self, id: ConnId) {
+        if let Some(s) = self.sched.get_mut(id as usize) {
+            if !s.app_queued {
+                s.app_queued = true;
+                self.app_q.push(id);
+            }
+        }
+    }
+
+    /// After a connection ran: its next deadline onto the timer heap if earlier than the
+    /// one it has there, and onto the pool's wait list if it found the pool empty
+    /// (`pool_empty` went up from `pool_empty_before`).
+    fn after_run(&mut self, id: ConnId, next_timer: Option<u64>, pool_empty_before: u64) {
+        let Some(s) = self.sched.get_mut(id as usize) else {
+            return;
+        };
+        if let Some(t) = next_timer {
+            if t < s.armed {
+                s.armed = t;
+                self.timers.push(Reverse((t, id)));
+            }
+        }
+        if self.counters.pool_empty != pool_empty_before && !s.pool_wait {
+            s.pool_wait = true;
+            self.pool_q.push(id);
+        }
+    }
+
+    /// Connections that waited for pool frames run again once there are some.
+    fn release_pool_waiters(&mut self) {
+        if self.pool_q.is_empty() || self.pool.is_empty() {
+            return;
+        }
+        for id in std::mem::take(&mut self.pool_q) {
+            if let Some(s) = self.sched.get_mut(id as usize) {
+                s.pool_wait = false;
+            }
+            self.wake(id);
+        }
+    }
+
+    /// The connections something happened to since the last call, for the application to
+    /// look at (epoll's ready list): input arrived (data, a FIN, the handshake's end, a
+    /// RST), timers ran, segments went out (send space may have opened), or pool frames
+    /// came back after a write found none. Appends to `out`; a connection appears once
+    /// however many events it had. A connection with nothing new is not named, so an
+    /// application that walks only these does work in proportion to what happened.
+    pub fn take_events(&mut self, out: &mut Vec<ConnId>) {
+        self.release_pool_waiters();
+        for id in self.app_q.drain(..) {
+            if let Some(s) = self.sched.get_mut(id as usize) {
+                s.app_queued = false;
+            }
+            out.push(id);
+        }
     }
 
     /// Sets the clock (µs, monotonic). Call before input/poll each round.
@@ -392,8 +536,11 @@ impl Stack {
         }
         let port = port.ok_or(TcpError::NoPort)?;
         let local = (self.cfg.addr, port);
-        self.open_conn(local, remote, next_hop, None)
-            .ok_or(TcpError::NoFrames)
+        let id = self
+            .open_conn(local, remote, next_hop, None)
+            .ok_or(TcpError::NoFrames)?;
+        self.wake(id);
+        Ok(id)
     }
 
     /// Listens on `port` with an accept queue of `backlog` connections.
@@ -434,39 +581,55 @@ impl Stack {
     /// Writes `data`; returns the bytes taken (0: the send buffer or the pool is full).
     /// The bytes are copied into UMEM frames and summed for the checksum in one pass.
     pub fn write(&mut self, id: ConnId, data: &[u8]) -> usize {
+        self.write_src(id, data.len(), &mut WriteSrc::Bytes(data))
+    }
+
+    fn write_src(&mut self, id: ConnId, max: usize, src: &mut WriteSrc<'_>) -> usize {
+        let empty = self.counters.pool_empty;
         let (mut ctx, conns) = self.split();
-        match conns.get_mut(id as usize).and_then(Option::as_mut) {
-            Some(c) => c.write(&mut ctx, data.len(), &mut WriteSrc::Bytes(data)),
-            None => 0,
+        let n = match conns.get_mut(id as usize).and_then(Option::as_mut) {
+            Some(c) => c.write(&mut ctx, max, src),
+            None => return 0,
+        };
+        if n > 0 {
+            self.wake(id);
         }
+        // The pool ran dry: the write is retried when frames come back.
+        self.after_run(id, None, empty);
+        n
     }
 
     /// Writes up to `max` bytes produced in place by `fill` (called per frame with the
     /// exact room to fill), with no intermediate buffer.
     pub fn write_with(&mut self, id: ConnId, max: usize, fill: &mut dyn FnMut(&mut [u8])) -> usize {
-        let (mut ctx, conns) = self.split();
-        match conns.get_mut(id as usize).and_then(Option::as_mut) {
-            Some(c) => c.write(&mut ctx, max, &mut WriteSrc::Fill(fill)),
-            None => 0,
-        }
+        self.write_src(id, max, &mut WriteSrc::Fill(fill))
     }
 
     /// Copies in-order received data into `buf`.
     pub fn read(&mut self, id: ConnId, buf: &mut [u8]) -> usize {
         let (mut ctx, conns) = self.split();
-        match conns.get_mut(id as usize).and_then(Option::as_mut) {
+        let n = match conns.get_mut(id as usize).and_then(Option::as_mut) {
             Some(c) => c.read(&mut ctx, buf),
             None => 0,
+        };
+        // The receive window may open: a window update may be owed.
+        if n > 0 {
+            self.wake(id);
         }
+        n
     }
 
     /// Hands in-order received data to `f` without copying.
     pub fn read_with(&mut self, id: ConnId, f: &mut dyn FnMut(&[u8])) -> usize {
         let (mut ctx, conns) = self.split();
-        match conns.get_mut(id as usize).and_then(Option::as_mut) {
+        let n = match conns.get_mut(id as usize).and_then(Option::as_mut) {
             Some(c) => c.read_with(&mut ctx, f),
             None => 0,
+        };
+        if n > 0 {
+            self.wake(id);
         }
+        n
     }
 
     /// Closes our side (FIN after the queued data).
@@ -475,6 +638,7 @@ impl Stack {
         if let Some(c) = conns.get_mut(id as usize).and_then(Option::as_mut) {
             c.close(&mut ctx);
         }
+        self.wake(id);
     }
 
     /// Resets the connection.
@@ -483,6 +647,7 @@ impl Stack {
         if let Some(c) = conns.get_mut(id as usize).and_then(Option::as_mut) {
             c.abort(&mut ctx);
         }
+        self.wake(id);
     }
 
     /// Forgets a closed connection (its slot is reused).
@@ -498,6 +663,11 @@ impl Stack {
             self.by_tuple.remove(&(c.remote.0, c.remote.1, c.local.1));
             self.parent.remove(&id);
             self.free_ids.push(id);
+            // Its heap entries go stale (they no longer match `armed`); list entries run
+            // an empty slot, or the slot's next connection, which is harmless.
+            if let Some(s) = self.sched.get_mut(id as usize) {
+                s.armed = NOT_ARMED;
+            }
         }
     }
 
@@ -514,10 +684,12 @@ impl Stack {
         };
         match et {
             ETHERTYPE_ARP => {
+                let before = self.neigh_changes();
                 // The neighbour table counts in ns (see `Ctx::now_ns`).
                 self.neigh
                     .input(bytes, self.now_us.saturating_mul(1000), &mut self.neigh_out);
                 self.pool.push(frame);
+                self.sweep_now |= self.neigh_changes() != before;
             }
             ETHERTYPE_IPV4 => self.input_ipv4(&area, frame),
             ETHERTYPE_IPV6 => self.input_ipv6(&area, frame),
@@ -591,9 +763,11 @@ impl Stack {
             return;
         }
         if ipb[6] == IPPROTO_ICMPV6 {
+            let before = self.neigh_changes();
             self.neigh
                 .input(b, self.now_us.saturating_mul(1000), &mut self.neigh_out);
             self.pool.push(frame);
+            self.sweep_now |= self.neigh_changes() != before;
             return;
         }
         let mut src = [0u8; 16];
@@ -716,6 +890,7 @@ impl Stack {
         let key = (src, h.src_port, h.dst_port);
         if let Some(&id) = self.by_tuple.get(&key) {
             let was_half_open = self.parent.contains_key(&id);
+            let empty = self.counters.pool_empty;
             let (mut ctx, conns) = self.split();
             if let Some(c) = conns.get_mut(id as usize).and_then(Option::as_mut) {
                 let p = Payload {
@@ -726,7 +901,9 @@ impl Stack {
                 };
                 c.input(&mut ctx, h, p);
                 c.output(&mut ctx);
-                let st = c.state;
+                let (st, next) = (c.state, c.next_timer());
+                self.after_run(id, next, empty);
+                self.wake_app(id);
                 if was_half_open && st != State::SynReceived {
                     self.promote(id, st);
                 }
@@ -842,8 +1019,14 @@ impl Stack {
         if syn.is_some() {
             c.output(&mut ctx);
         }
+        let next = c.next_timer();
         conns[id as usize] = Some(c);
         self.by_tuple.insert((remote.0, remote.1, local.1), id);
+        if let Some(s) = self.sched.get_mut(id as usize) {
+            // A reused slot: its old heap entries must not match.
+            s.armed = NOT_ARMED;
+        }
+        self.after_run(id, next, self.counters.pool_empty);
         Some(id)
     }
 
@@ -890,33 +1073,68 @@ impl Stack {
         });
     }
 
-    /// Timers and output for every connection; established passive connections move to
-    /// their accept queues; closed connections that the application no longer needs stay
-    /// until [`Stack::remove`].
+    /// Timers and output for the connections an event named since the last poll (and,
+    /// every [`StackConfig::sweep_us`] or after a neighbour changed, for all of them);
+    /// passive connections that left SYN-RECEIVED here move to their listener's books;
+    /// closed connections that the application no longer needs stay until
+    /// [`Stack::remove`].
     pub fn poll(&mut self) {
         let now = self.now_us;
+        let before = self.neigh_changes();
         // The neighbour table counts in ns (see `Ctx::now_ns`).
         self.neigh
             .poll(now.saturating_mul(1000), &mut self.neigh_out);
+        self.sweep_now |= self.neigh_changes() != before;
+        // Due timers put their connections on the run list; an entry that no longer
+        // matches its slot's deadline is stale (the deadline moved, or the slot emptied).
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(s) = self.sched.get_mut(id as usize) {
+                if s.armed == t {
+                    s.armed = NOT_ARMED;
+                    self.wake(id);
+                }
+            }
+        }
+        self.release_pool_waiters();
         let mut promote = Vec::new();
-        {
-            let (mut ctx, conns) = self.split();
-            for (id, slot) in conns.iter_mut().enumerate() {
-                let Some(c) = slot.as_mut() else {
-                    continue;
-                };
-                if c.state == State::Closed {
-                    continue;
-                }
-                let was = c.state;
-                if c.next_timer().is_some_and(|t| t <= now) {
-                    c.on_timers(&mut ctx);
-                }
-                c.output(&mut ctx);
-                // A half-open connection that left SYN-RECEIVED here (its SYN-ACK retries
-                // ran out) goes to its listener's books; input handles the rest.
-                if was == State::SynReceived && c.state != State::SynReceived {
-                    promote.push((id as ConnId, c.state));
+        let mut runs = std::mem::take(&mut self.run_q);
+        for &id in &runs {
+            if let Some(s) = self.sched.get_mut(id as usize) {
+                s.queued = false;
+            }
+            self.counters.conn_runs += 1;
+            self.run_conn(id, &mut promote);
+            self.wake_app(id);
+        }
+        runs.clear();
+        // Keep the list's allocation; anything woken meanwhile goes after.
+        runs.append(&mut self.run_q);
+        self.run_q = runs;
+        if self.sweep_now || now >= self.next_sweep_us {
+            let counted = !self.sweep_now;
+            self.sweep_now = false;
+            self.next_sweep_us = now.saturating_add(self.cfg.sweep_us);
+            self.counters.sweeps += 1;
+            for id in 0..self.conns.len() as ConnId {
+                // Running a connection twice in a poll is harmless: with no event
+                // between, the second run has nothing to send.
+                let out = self.out.len() + self.neigh_out.len();
+                let was = self.conn(id).map(|c| c.state);
+                let due = self
+                    .conn(id)
+                    .filter(|c| c.state != State::Closed)
+                    .and_then(Conn::next_timer)
+                    .is_some_and(|t| t <= now);
+                self.run_conn(id, &mut promote);
+                let changed = self.conn(id).map(|c| c.state) != was;
+                if due || changed || self.out.len() + self.neigh_out.len() > out {
+                    // Quiet connections stay off the application's list.
+                    self.wake_app(id);
+                    self.counters.sweep_found += u64::from(counted);
                 }
             }
         }
@@ -925,6 +1143,38 @@ impl Stack {
                 self.promote(id, st);
             }
         }
+    }
+
+    /// Timers (if due) and output for one connection.
+    fn run_conn(&mut self, id: ConnId, promote: &mut Vec<(ConnId, State)>) {
+        let now = self.now_us;
+        let empty = self.counters.pool_empty;
+        let (mut ctx, conns) = self.split();
+        let Some(c) = conns.get_mut(id as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.state == State::Closed {
+            return;
+        }
+        let was = c.state;
+        if c.next_timer().is_some_and(|t| t <= now) {
+            c.on_timers(&mut ctx);
+        }
+        c.output(&mut ctx);
+        let (st, next) = (c.state, c.next_timer());
+        // A half-open connection that left SYN-RECEIVED here (its SYN-ACK retries ran
+        // out) goes to its listener's books; input handles the rest.
+        if was == State::SynReceived && st != State::SynReceived {
+            promote.push((id, st));
+        }
+        self.after_run(id, next, empty);
+    }
+
+    /// Neighbour entries that resolved or failed so far: connections waiting on a next
+    /// hop are on no list, so a change walks them all.
+    fn neigh_changes(&self) -> u64 {
+        let n = self.neigh.counters();
+        n.resolved + n.failed
     }
 
     /// Frames ready for the qdisc (data, ACKs, RSTs), and neighbour frames built into
@@ -970,6 +1220,8 @@ impl Stack {
         let id = std::mem::replace(o, u32::MAX);
         if let Some(Some(c)) = self.conns.get_mut(id as usize) {
             c.host_frames = c.host_frames.saturating_sub(1);
+            // TSQ room, or a frame parked for retransmission: output may go on.
+            self.wake(id);
         }
     }
 
@@ -987,16 +1239,14 @@ impl Stack {
         self.refs.completed(&self.area, f, &mut self.pool);
     }
 
-    /// Earliest timer of any connection, µs.
+    /// Earliest timer of any connection, µs: the heap's top, which may be a deadline
+    /// that has since moved later (a wakeup early, never late); `now` when connections
+    /// wait on the run list.
     pub fn next_timer(&self) -> Option<u64> {
-        let conn = self
-            .conns
-            .iter()
-            .flatten()
-            .filter_map(Conn::next_timer)
-            .min();
+        let conn = self.timers.peek().map(|&Reverse((t, _))| t);
+        let ready = (!self.run_q.is_empty()).then_some(self.now_us);
         let neigh = self.neigh.next_timer_ns().map(|t| t / 1000);
-        conn.into_iter().chain(neigh).min()
+        conn.into_iter().chain(ready).chain(neigh).min()
     }
 
     /// Tears everything down: all frames back to the pool.
@@ -1084,7 +1334,7 @@ pub(crate) fn fill_checksum(src: IpAddr, dst: IpAddr, seg: &mut [u8]) {
 /// Builds Ethernet + IP + TCP (with `payload`) into `buf` with a full TCP checksum.
 /// Returns the frame length, 0 if it does not fit.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn write_eth_ip_tcp(
+pub fn write_eth_ip_tcp(
     buf: &mut [u8],
     dst_mac: [u8; 6],
     src_mac: [u8; 6],

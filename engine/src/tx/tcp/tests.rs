@@ -285,6 +285,8 @@ struct Harness {
     peer_ip_id: u16,
     /// The next port the peer connects from.
     next_pport: u16,
+    /// Pool frames a script took away (as the fill ring takes them in the poller).
+    lent: Vec<Frame>,
 }
 
 impl Harness {
@@ -316,6 +318,9 @@ impl Harness {
             },
             max_syn_backlog: 256,
             reserve_frames: 64,
+            // Every poll walks all connections too and counts the work no event had
+            // announced; `out` asserts there is none.
+            sweep_us: 0,
         };
         tune(&mut cfg);
         let mut stack = Stack::new(cfg, Arc::new(area), frames);
@@ -330,6 +335,7 @@ impl Harness {
             echo: 0,
             peer_ip_id: 0x4000,
             next_pport: PPORT,
+            lent: Vec::new(),
         }
     }
 
@@ -438,9 +444,15 @@ impl Harness {
         }
     }
 
-    /// Poll (timers and output), then drain.
+    /// Poll (timers and output), then drain. Every poll also walks the whole table
+    /// (`sweep_us: 0`): that walk must find nothing the event lists missed.
     fn out(&mut self) -> Vec<Pkt> {
         self.stack.poll();
+        assert_eq!(
+            self.stack.counters().sweep_found,
+            0,
+            "a connection had work that no event announced"
+        );
         self.drain()
     }
 
@@ -511,10 +523,11 @@ impl Harness {
             "held frames: parked {parked} + in flight {}",
             self.wire.len()
         );
+        let lent = self.lent.len();
         assert_eq!(
-            pool + live + rx,
+            pool + live + rx + lent,
             FRAMES,
-            "pool {pool} + held {live} + receive queues {rx}"
+            "pool {pool} + held {live} + receive queues {rx} + lent {lent}"
         );
     }
 
@@ -995,6 +1008,75 @@ fn notsent_lowat_takes_whole_segments_and_reopens_below_half() {
     let mut h = Harness::with(|cfg| cfg.conn.notsent_lowat = 0);
     let c = h.active_open(ALL_OPTS);
     assert_eq!(h.stack.write(c.id, &payload), payload.len());
+}
+
+/// Connections with nothing new do not run: a write runs its connection alone, the
+/// application hears of that one alone, and quiet connections cost nothing however long
+/// they wait. (`out` asserts after every poll that the full walk found nothing missed.)
+#[test]
+fn only_connections_with_events_run() {
+    let mut h = Harness::new();
+    let conns: Vec<Tcb> = (0..3).map(|_| h.active_open(ALL_OPTS)).collect();
+    // Each SYN's retransmit timer (1 s) was cleared by the SYN-ACK, but its heap entry
+    // stays until its time: each connection runs once more then, for nothing.
+    h.wait_ms(1000);
+    assert!(h.out().is_empty());
+    let mut ev = Vec::new();
+    h.stack.take_events(&mut ev);
+    ev.clear();
+    let runs = h.stack.counters().conn_runs;
+    // Three quiet connections, ten seconds: nothing runs, nothing is named.
+    for _ in 0..10 {
+        h.wait_ms(1000);
+        assert!(h.out().is_empty());
+    }
+    assert_eq!(h.stack.counters().conn_runs, runs);
+    h.stack.take_events(&mut ev);
+    assert!(ev.is_empty(), "events for quiet connections: {ev:?}");
+    // write() on the middle one: it alone runs and is named.
+    let b = &conns[1];
+    h.stack.write(b.id, &data(MSS_TS, 3));
+    assert_eq!(h.out().len(), 1);
+    assert_eq!(h.stack.counters().conn_runs, runs + 1);
+    h.stack.take_events(&mut ev);
+    assert_eq!(ev, vec![b.id]);
+    ev.clear();
+    // Its ACK: named again (input); then nothing more.
+    h.complete_all();
+    h.wait_ms(10);
+    h.ack(b, 1 + MSS_TS as u32, PEER_WIN, &[]);
+    assert!(h.out().is_empty());
+    h.stack.take_events(&mut ev);
+    assert!(
+        ev.contains(&b.id) && ev.iter().all(|&id| id == b.id),
+        "{ev:?}"
+    );
+    assert!(h.stack.counters().sweeps > 10, "the walk ran every poll");
+}
+
+/// An ACK that found the pool empty goes out when frames come back to the pool, without
+/// any event of its own connection (the kernel's `SOCK_NOSPACE` wakeup).
+#[test]
+fn ack_that_found_the_pool_empty_goes_when_frames_return() {
+    let mut h = Harness::new();
+    let c = h.active_open(ALL_OPTS);
+    let mut all: Vec<Frame> = h.stack.pool_mut().drain(..).collect();
+    // One frame left: the peer's segment takes it.
+    h.stack.pool_mut().extend(all.pop());
+    h.lent = all;
+    // < P. 1:101(100) ack 1: a quick ACK is owed, and there is no frame for it.
+    let empty = h.stack.counters().pool_empty;
+    let th = h.seg(&c, PSH | ACK, 1, 1);
+    h.inject(&th, &data(100, 9));
+    assert!(h.out().is_empty(), "no frame, no ACK");
+    assert!(h.stack.counters().pool_empty > empty);
+    // Frames come back (the fill ring returns them): the ACK goes.
+    let back = std::mem::take(&mut h.lent);
+    h.stack.pool_mut().extend(back);
+    let out = h.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].flags(), ACK);
+    assert_eq!(c.ack(&out[0]), 101);
 }
 
 // ----- 3. close -----
