@@ -12,10 +12,9 @@ cd "$(dirname "$0")/.."
 SKIFF=${SKIFF:-target/release/skiff}
 dur=${1:-10}; shift || true
 rates=("$@"); [ ${#rates[@]} -gt 0 ] || rates=(10kpps 100kpps 1Mpps)
-name="skrate$$"; name=${name:0:11}
-"$SKIFF" testbed up --name "$name" --queues "${TESTBED_QUEUES:-1}" >/dev/null
-trap '"$SKIFF" testbed down --name "$name" >/dev/null' EXIT
-tmp=$(mktemp -d); trap '"$SKIFF" testbed down --name "$name" >/dev/null; rm -rf "$tmp"' EXIT
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+testbed_up "$SKIFF" skrate "${TESTBED_QUEUES:-1}"
 printf "%-8s %10s %10s %12s %12s %9s %10s %10s %10s\n" rate sent received gen_pps rx_pps rx_err gap_p50 gap_p99 gap_max
 for r in "${rates[@]}"; do
     ip netns exec "$name-b" "$SKIFF" sink --iface "$name-b" --cpus 1 --duration $((dur + 10)) \

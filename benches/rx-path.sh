@@ -17,10 +17,9 @@ SKIFF=${SKIFF:-target/release/skiff}
 runs=${1:-3}
 count=${2:-1M}
 IFS=';' read -r -a configs <<<"${CONFIGS:-plain:;gro:--gro --gro-udp;rps2:--workers 2;rps2+gro:--workers 2 --gro --gro-udp}"
-name="skrx$$"; name=${name:0:11}
-"$SKIFF" testbed up --name "$name" --queues "${TESTBED_QUEUES:-1}" >/dev/null
-tmp=$(mktemp -d)
-trap '"$SKIFF" testbed down --name "$name" >/dev/null; rm -rf "$tmp"' EXIT
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
+testbed_up "$SKIFF" skrx "${TESTBED_QUEUES:-1}"
 for run in $(seq "$runs"); do
     for c in "${configs[@]}"; do
         cname=${c%%:*}; flags=${c#*:}
