@@ -79,7 +79,9 @@ pub struct TcpCommon {
     /// in-order run of a flow within a poll round, as the kernel's NAPI does).
     #[arg(long)]
     pub no_gro: bool,
-    /// Receive buffer per connection, bytes (K, M, G are 1024-based: 4M = 4 MiB).
+    /// Receive buffer per connection, bytes (K, M, G are 1024-based: 4M = 4 MiB), and so
+    /// the largest window advertised; at most (--ring-size − --budget) × MSS, what the
+    /// fill ring holds if the poller is away (2.5 MiB with the defaults; docs/TCP.md).
     #[arg(long, default_value = "4M")]
     pub rcvbuf: String,
     /// Send buffer per connection, bytes (1024-based suffixes).
@@ -697,6 +699,21 @@ struct Setup {
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// The receive buffer, so the most a connection advertises: `--rcvbuf` (16 KiB to 1 GiB),
+/// but no more than the fill ring takes. A window is data the peer may send while the
+/// poller is away (descheduled: on a small machine the poller, the peer and their NAPI
+/// threads share two CPUs), and the kernel puts every segment of it in a fill-ring frame;
+/// what finds the ring empty is dropped before TCP sees it. The ring is full at a round's
+/// end less at most one round's frames (`budget`), so `(fill - budget) × mss` arrives
+/// whole: 1792 × 1460 = 2.5 MiB with the default ring of 2048 (before: a 4 MiB window,
+/// and skiff → `skiff tcp recv` lost 7 to 63 frames per GiB to an empty fill ring with
+/// the peer's NAPI threaded; PERFORMANCE.md). The kernel has no such bound (its NIC rings
+/// are drained from softirq, which is seldom away that long); `--ring-size` raises it.
+fn rcv_window_max(rcvbuf: u64, fill: u32, budget: usize, mss: u16) -> u32 {
+    let absorb = u64::from(fill).saturating_sub(budget as u64) * u64::from(mss);
+    rcvbuf.clamp(16 << 10, 1 << 30).min(absorb.max(16 << 10)) as u32
+}
+
 fn setup(a: &TcpCommon) -> Result<Setup> {
     require_caps()?;
     let cc: CcKind =
@@ -731,9 +748,14 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
         .map(|g| g.parse::<std::net::Ipv4Addr>().map(|x| x.octets()))
         .transpose()
         .context("bad --gateway")?;
-    let rcvbuf = parse_size(&a.rcvbuf)?.clamp(16 << 10, 1 << 30) as u32;
     let sndbuf = parse_size(&a.sndbuf)?.clamp(16 << 10, 1 << 30) as u32;
     let mtu = netdev::mtu(&plan.ifname).unwrap_or(1500);
+    // IPv4 + TCP headers without options: 40 bytes (RFC 9293 §3.7.1).
+    let mss = (mtu.saturating_sub(40)).min(9000) as u16;
+    let budget = a
+        .budget
+        .clamp(1, plan.xsk.tx_size.min(plan.xsk.rx_size) as usize);
+    let rcvbuf = rcv_window_max(parse_size(&a.rcvbuf)?, plan.xsk.fill_size, budget, mss);
     let conn = ConnConfig {
         cc,
         rcvbuf,
@@ -741,8 +763,7 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
         notsent_lowat: parse_size(&a.notsent_lowat)?.min(1 << 30) as u32,
         nagle: a.nagle,
         pacing: !a.no_pacing,
-        // IPv4 + TCP headers without options: 40 bytes (RFC 9293 §3.7.1).
-        mss: (mtu.saturating_sub(40)).min(9000) as u16,
+        mss,
         ..ConnConfig::default()
     };
     let filter = skiff_ebpf::Config {
@@ -794,9 +815,7 @@ fn setup(a: &TcpCommon) -> Result<Setup> {
             TcpRunConfig::default().gro
         },
         fill_target: fill,
-        budget: a
-            .budget
-            .clamp(1, plan.xsk.tx_size.min(plan.xsk.rx_size) as usize),
+        budget,
         ..TcpRunConfig::default()
     };
     let stop = datapath::stop_for(&a.dp);
@@ -1106,4 +1125,22 @@ fn output(r: &TcpReport, json: bool) -> Result<()> {
         print_text(r);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rcv_window_max;
+
+    #[test]
+    fn receive_window_fits_the_fill_ring() {
+        // The defaults: a 4 MiB buffer, a 2048-entry fill ring, budget 256, MSS 1460.
+        assert_eq!(rcv_window_max(4 << 20, 2048, 256, 1460), 1792 * 1460);
+        // A deeper ring leaves the buffer as asked.
+        assert_eq!(rcv_window_max(4 << 20, 8192, 256, 1460), 4 << 20);
+        // Never below 16 KiB (a budget above the ring included), at most what the
+        // largest ring takes of jumbo frames.
+        assert_eq!(rcv_window_max(1, 2048, 256, 1460), 16 << 10);
+        assert_eq!(rcv_window_max(4 << 20, 64, 256, 1460), 16 << 10);
+        assert_eq!(rcv_window_max(u64::MAX, 32768, 1, 9000), 32767 * 9000);
+    }
 }
