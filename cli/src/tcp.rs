@@ -706,7 +706,7 @@ struct Setup {
 /// what finds the ring empty is dropped before TCP sees it. The ring is full at a round's
 /// end less at most one round's frames (`budget`), so `(fill - budget) × mss` arrives
 /// whole: 1792 × 1460 = 2.5 MiB with the default ring of 2048 (before: a 4 MiB window,
-/// and skiff → `skiff tcp recv` lost 7 to 63 frames per GiB to an empty fill ring with
+/// and skiff → `skiff tcp recv` lost 2 to 72 frames per GiB to an empty fill ring with
 /// the peer's NAPI threaded; PERFORMANCE.md). The kernel has no such bound (its NIC rings
 /// are drained from softirq, which is seldom away that long); `--ring-size` raises it.
 fn rcv_window_max(rcvbuf: u64, fill: u32, budget: usize, mss: u16) -> u32 {

@@ -23,7 +23,7 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
 /// they are stored, so the sum's arithmetic overlaps the stores' misses. 64 bytes a step
 /// (one cache line; 16 native-endian 32-bit words into 16 lanes, which the compiler keeps
 /// in vector registers), the same accumulation as [`sum`], so the result is identical.
-/// Measured against a copy then [`sum`], 1448 bytes into a cold 64 MiB area: ~0.65× the time
+/// Measured against a copy then [`sum`], 1448 bytes into a cold 64 MiB area: 0.68× the time
 /// (docs/PERFORMANCE.md).
 #[inline]
 pub fn copy_and_sum(dst: &mut [u8], src: &[u8], initial: u32) -> u32 {

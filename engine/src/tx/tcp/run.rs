@@ -32,8 +32,8 @@ pub struct TcpRunConfig {
     /// at most: 256. The kernel's NAPI polls a device for 64 (`weight_p`) and its qdisc
     /// run takes 64 (`dev_tx_weight`), but `net_rx_action` and `net_tx_action` go round
     /// again until `netdev_budget` (300) or the queue is empty. A round here also runs
-    /// the application and walks the connections, so it takes four NAPI weights' worth
-    /// each way to spread that cost over more frames (PERFORMANCE.md, "Poll budget",
+    /// the application and the connections' timers and output, so it takes four NAPI
+    /// weights' worth each way to spread that cost over more frames (PERFORMANCE.md, "Poll budget",
     /// measured 64 against 256). RX and TX get the same budget: every two data frames
     /// out bring an ACK in, and a smaller RX budget let ACKs pile up until the RX ring
     /// overflowed and dropped them.
@@ -245,12 +245,14 @@ pub fn run_tcp(
                 .flatten()
                 .min()
                 .unwrap_or(cfg.idle_max);
-            if wait >= Duration::from_millis(1) && q.tx_outstanding() == 0 {
-                let _ = q.poll_rx(wait.as_millis().min(i32::MAX as u128) as i32);
+            if wait.is_zero() {
+                // Something is due now: straight into the next round.
             } else if q.tx_outstanding() > 0 {
                 // Completions are due any moment.
                 std::thread::yield_now();
-            } else if !wait.is_zero() {
+            } else if wait >= Duration::from_millis(1) {
+                let _ = q.poll_rx(wait.as_millis().min(i32::MAX as u128) as i32);
+            } else {
                 // A gap shorter than poll's 1 ms resolution, mostly fq's next paced
                 // release: sleep through most of it rather than spin, so the core goes to
                 // whoever else runs there (the receiver on a small machine; with a
